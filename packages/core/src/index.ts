@@ -1,0 +1,14 @@
+export * from './records.js';
+export * from './ports/index.js';
+export * from './errors/index.js';
+export * from './util/index.js';
+export * from './settings.js';
+export type * from './context.js';
+export * from './domain/index.js';
+export * from './services/index.js';
+export * from './stores/index.js';
+export * from './configurations/index.js';
+export * from './scheduler/index.js';
+export * from './logs/index.js';
+export * from './crypto/index.js';
+export * from './backends/index.js';
