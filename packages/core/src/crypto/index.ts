@@ -1,1 +1,4 @@
-export {};
+export * from './encryption-key-config.js';
+export * from './stored-value.js';
+export * from './create-cipher.js';
+export { aesGcmOpen, aesGcmSeal } from './aes-gcm.js';
