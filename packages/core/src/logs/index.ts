@@ -1,1 +1,2 @@
-export {};
+export * from './log-stream-names.js';
+export * from './memory-log-store.js';
