@@ -1,1 +1,3 @@
-export {};
+export * from './access.js';
+export * from './users.js';
+export * from './projects.js';

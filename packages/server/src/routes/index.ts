@@ -1,0 +1,16 @@
+import type { FastifyInstance } from 'fastify';
+import type { RouteDeps } from './route-deps.js';
+import { registerServerRoutes } from './server.js';
+
+// How to add a route module: create `src/routes/<area>.ts` exporting
+// `register<Area>Routes(app: FastifyInstance, deps: RouteDeps): void`, and add one import and
+// one call below. In each handler run the checks in the original's order: `requireUser` or
+// `requireProject(request, guard)` first, then `parseBody(request, schema)`, then the
+// service; throw DstackErrors from @dstack/core and return plain JSON (null for "nothing").
+
+/** Registers every route module on the app. */
+export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
+  registerServerRoutes(app, deps);
+}
+
+export type { RouteDeps } from './route-deps.js';
