@@ -1,1 +1,2 @@
 export * from './log-store-contract.js';
+export * from './state-store-contract.js';
