@@ -1,3 +1,5 @@
 export * from './access.js';
 export * from './users.js';
 export * from './projects.js';
+export * from './secret-interpolation.js';
+export * from './secrets.js';
