@@ -1,1 +1,2 @@
 export type * from './resources.js';
+export type * from './configurations.js';
