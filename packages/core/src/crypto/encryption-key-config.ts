@@ -26,15 +26,12 @@ const strictBase64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{
 // Python's str.isalnum: letters and digits of any script, at least one.
 const alphanumeric = /^[\p{L}\p{N}]+$/u;
 
-/** Decodes standard base64 strictly (alphabet, padding, no stray bits); undefined when invalid. */
+/**
+ * Decodes standard base64 as Python's `b64decode(validate=True)` does: only the standard
+ * alphabet and correct padding; undefined when invalid.
+ */
 export function decodeStrictBase64(text: string): Buffer | undefined {
-  if (!strictBase64.test(text)) {
-    return undefined;
-  }
-
-  const bytes = Buffer.from(text, 'base64');
-
-  return bytes.toString('base64') === text ? bytes : undefined;
+  return strictBase64.test(text) ? Buffer.from(text, 'base64') : undefined;
 }
 
 function describeKey(entry: Record<string, unknown>, index: number): string {

@@ -143,6 +143,14 @@ describe('validateEncryptionKeys', () => {
     expect(validateEncryptionKeys([{ type: 'aes', name: 'a', secret: unpadded }])).toHaveLength(1);
   });
 
+  it('accepts what Python accepts: stray low bits in the last character', () => {
+    const canonical = Buffer.alloc(32, 1).toString('base64');
+    const stray = `${canonical.slice(0, 42)}F=`;
+
+    expect(canonical.slice(42)).toBe('E=');
+    expect(validateEncryptionKeys([{ type: 'aes', name: 'a', secret: stray }])).toEqual([]);
+  });
+
   it('takes a base path', () => {
     expect(validateEncryptionKeys({}, ['keys'])).toEqual([
       { path: ['keys'], message: 'encryption keys must be a list' },

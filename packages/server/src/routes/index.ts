@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { RouteDeps } from './route-deps.js';
 import { registerServerRoutes } from './server.js';
+import { registerSecretsRoutes } from './secrets.js';
 
 // How to add a route module: create `src/routes/<area>.ts` exporting
 // `register<Area>Routes(app: FastifyInstance, deps: RouteDeps): void`, and add one import and
@@ -11,6 +12,7 @@ import { registerServerRoutes } from './server.js';
 /** Registers every route module on the app. */
 export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
   registerServerRoutes(app, deps);
+  registerSecretsRoutes(app, deps);
 }
 
 export type { RouteDeps } from './route-deps.js';
