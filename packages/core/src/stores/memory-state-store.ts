@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type {
   ClaimRequest,
   FindOptions,
@@ -10,17 +9,14 @@ import type {
 } from '../ports/state-store.js';
 import { tableColumns } from '../records.js';
 import type { LeasedTableName, TableName, TableRows } from '../records.js';
-import { DuplicateKeyError, StoreClosedError } from './errors.js';
+import { DuplicateKeyError } from './errors.js';
+import { guardStateStore } from './guard-state-store.js';
 import { compareByOrder, matchesWhere } from './match-where.js';
 import { createKeyedMutex, createMutex } from './mutex.js';
 import { tableUniqueKeys } from './unique-keys.js';
 
 type Row = Record<string, unknown>;
 type Tables = Map<TableName, Map<string, Row>>;
-
-interface ActiveTransaction {
-  open: boolean;
-}
 
 function emptyTables(): Tables {
   return new Map(Object.keys(tableColumns).map((table) => [table as TableName, new Map()]));
@@ -195,39 +191,20 @@ function createAccess(tables: () => Tables): StateAccess {
  */
 export function createMemoryStateStore(): StateStore {
   let tables = emptyTables();
-  let closed = false;
   const mutex = createMutex();
   const locks = createKeyedMutex();
-  const current = new AsyncLocalStorage<ActiveTransaction>();
   const access = createAccess(() => tables);
-
-  // Store calls made inside a transaction's work would wait for that transaction forever.
-  const serialised = <R>(work: () => Promise<R>): Promise<R> => {
-    if (closed) {
-      return Promise.reject(new StoreClosedError());
-    }
-
-    if (current.getStore()?.open) {
-      return Promise.reject(
-        new Error('a state store call inside a transaction: use the transaction access'),
-      );
-    }
-
-    return mutex.run(work);
-  };
+  const serialised = <R>(work: () => Promise<R>): Promise<R> => mutex.run(work);
 
   const transaction = <R>(work: (tx: StateAccess) => Promise<R>): Promise<R> =>
     serialised(async () => {
       const snapshot = new Map([...tables].map(([name, rows]) => [name, new Map(rows)]));
-      const active: ActiveTransaction = { open: true };
 
       try {
-        return await current.run(active, () => work(guardTransaction(access, active)));
+        return await work(access);
       } catch (error) {
         tables = snapshot;
         throw error;
-      } finally {
-        active.open = false;
       }
     });
 
@@ -295,32 +272,14 @@ export function createMemoryStateStore(): StateStore {
     },
 
     withLock<R>(name: string, work: () => Promise<R>): Promise<R> {
-      if (closed) {
-        return Promise.reject(new StoreClosedError());
-      }
-
       return locks.run(name, work);
     },
 
     async close() {
-      closed = true;
       await mutex.run(async () => undefined);
       tables = emptyTables();
     },
   };
 
-  return store as unknown as StateStore;
-}
-
-function guardTransaction(access: StateAccess, active: ActiveTransaction): StateAccess {
-  const guarded = {} as Record<string, unknown>;
-
-  for (const [name, method] of Object.entries(access)) {
-    guarded[name] = (...args: unknown[]) =>
-      active.open
-        ? (method as (...a: unknown[]) => Promise<unknown>)(...args)
-        : Promise.reject(new Error('the transaction has already ended'));
-  }
-
-  return guarded as unknown as StateAccess;
+  return guardStateStore(store as unknown as StateStore);
 }
