@@ -1,0 +1,416 @@
+import { randomUUID } from 'node:crypto';
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { availableParallelism, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLocalBackendProvider } from '@dstack/core';
+import type {
+  AgentJob,
+  AgentPull,
+  BackendProvider,
+  InstanceAgent,
+  JobProvisioningData,
+  LogEvent,
+  Requirements,
+} from '@dstack/core';
+import { contractRequirements, runBackendProviderContract } from '@dstack/core/testing';
+
+const settings = { projectName: 'main', config: { type: 'local' }, creds: null };
+const contractDirs: string[] = [];
+
+runBackendProviderContract('local', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'local-contract-'));
+  contractDirs.push(dir);
+  return createLocalBackendProvider({ serverDir: dir });
+}, {
+  cleanup: async () => {
+    for (const dir of contractDirs) {
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+});
+
+function requirementsWith(change: (value: Requirements) => void): Requirements {
+  const value = contractRequirements(1);
+  change(value);
+  return value;
+}
+
+describe('local backend offers', () => {
+  let serverDir: string;
+
+  beforeAll(async () => {
+    serverDir = await mkdtemp(join(tmpdir(), 'local-offers-'));
+  });
+
+  afterAll(async () => {
+    await rm(serverDir, { recursive: true, force: true });
+  });
+
+  it('offers this machine, free, in region local', async () => {
+    const provider = createLocalBackendProvider({ serverDir, nvidiaSmiPath: '/nonexistent' });
+    const offers = await provider.getOffers({ ...settings, requirements: contractRequirements(1) });
+
+    expect(offers).toHaveLength(1);
+    expect(offers[0]).toMatchObject({
+      backend: 'local',
+      region: 'local',
+      price: 0,
+      availability: 'available',
+      instance: { name: 'local' },
+    });
+    expect(offers[0].instance.resources.cpus).toBe(availableParallelism());
+    expect(offers[0].instance.resources.memory_mib).toBe(Math.floor(totalmem() / 1024 / 1024));
+    expect(offers[0].instance.resources.gpus).toEqual([]);
+    expect(offers[0].instance.resources.disk.size_mib).toBeGreaterThan(0);
+    expect(provider.capabilities).toEqual({ images: false, multinode: true });
+  });
+
+  it('gives no offer to a job that needs more than the machine', async () => {
+    const provider = createLocalBackendProvider({ serverDir, nvidiaSmiPath: '/nonexistent' });
+    const cpus = availableParallelism();
+    const memoryGb = totalmem() / 1024 ** 3;
+    const tooMuch: Requirements[] = [
+      contractRequirements(cpus + 1),
+      requirementsWith((value) => {
+        value.resources.memory = { min: Math.ceil(memoryGb) + 1, max: null };
+      }),
+      requirementsWith((value) => {
+        value.resources.disk = { size: { min: 1_000_000, max: null } };
+      }),
+      requirementsWith((value) => {
+        value.resources.gpu = { ...value.resources.gpu, name: ['A100'], count: { min: 8, max: 8 } };
+      }),
+      requirementsWith((value) => {
+        value.spot = true;
+      }),
+    ];
+
+    for (const requirements of tooMuch) {
+      expect(await provider.getOffers({ ...settings, requirements })).toEqual([]);
+    }
+
+    const fits = requirementsWith((value) => {
+      value.resources.cpu.count = { min: cpus, max: null };
+      value.resources.memory = { min: Math.floor(memoryGb) - 1, max: null };
+    });
+    expect(await provider.getOffers({ ...settings, requirements: fits })).toHaveLength(1);
+  });
+
+  it('reports the GPUs nvidia-smi lists and matches them by name, count and memory', async () => {
+    const fake = join(serverDir, 'nvidia-smi');
+    await writeFile(fake, [
+      '#!/bin/sh',
+      'echo "NVIDIA A100-SXM4-80GB, 81920"',
+      'echo "NVIDIA A100-SXM4-80GB, 81920"',
+      '',
+    ].join('\n'));
+    await chmod(fake, 0o755);
+    const provider = createLocalBackendProvider({ serverDir, nvidiaSmiPath: fake });
+    const a100 = (count: number, memoryGb: number): Requirements => requirementsWith((value) => {
+      value.resources.gpu = {
+        ...value.resources.gpu,
+        vendor: 'nvidia',
+        name: ['A100'],
+        count: { min: count, max: count },
+        memory: { min: memoryGb, max: null },
+      };
+    });
+
+    const offers = await provider.getOffers({ ...settings, requirements: a100(2, 80) });
+
+    expect(offers).toHaveLength(1);
+    expect(offers[0].instance.resources.gpus).toEqual([
+      { name: 'A100', memory_mib: 81920, vendor: 'nvidia' },
+      { name: 'A100', memory_mib: 81920, vendor: 'nvidia' },
+    ]);
+    expect(await provider.getOffers({ ...settings, requirements: a100(8, 80) })).toEqual([]);
+    expect(await provider.getOffers({ ...settings, requirements: a100(1, 96) })).toEqual([]);
+  });
+});
+
+describe('local backend jobs', () => {
+  let serverDir: string;
+  let provider: BackendProvider;
+  let data: JobProvisioningData;
+  let agent: InstanceAgent;
+
+  beforeAll(async () => {
+    serverDir = await mkdtemp(join(tmpdir(), 'local-jobs-'));
+    provider = createLocalBackendProvider({ serverDir, nvidiaSmiPath: '/nonexistent' });
+    const requirements = contractRequirements(1);
+    const [offer] = await provider.getOffers({ ...settings, requirements });
+    const instanceId = randomUUID();
+    data = await provider.createInstance({
+      ...settings, offer, instanceName: 'local-0', instanceId,
+    });
+    agent = provider.agent(data);
+  });
+
+  afterAll(async () => {
+    await provider.terminateInstance({ ...settings, provisioningData: data });
+    await rm(serverDir, { recursive: true, force: true });
+  });
+
+  function job(commands: string[], extra: Partial<AgentJob> = {}): AgentJob {
+    return {
+      jobSubmissionId: randomUUID(),
+      projectName: 'main',
+      runName: 'local-run',
+      jobName: 'local-run-0-0',
+      commands,
+      shell: null,
+      env: {},
+      workingDir: null,
+      maxDurationSeconds: null,
+      ...extra,
+    };
+  }
+
+  async function drain(
+    target: InstanceAgent,
+    id: string,
+    cursor = 0,
+    timeoutMillis = 25_000,
+  ): Promise<{ jobLogs: LogEvent[]; runnerLogs: LogEvent[]; last: AgentPull; pulls: number }> {
+    const jobLogs: LogEvent[] = [];
+    const runnerLogs: LogEvent[] = [];
+    const deadline = Date.now() + timeoutMillis;
+    let pulls = 0;
+
+    while (Date.now() < deadline) {
+      const last = await target.pull(id, cursor);
+      pulls += 1;
+      jobLogs.push(...last.jobLogs);
+      runnerLogs.push(...last.runnerLogs);
+      cursor = last.cursor;
+
+      if (!last.hasMore && last.state !== null && last.state.status !== 'running') {
+        return { jobLogs, runnerLogs, last, pulls };
+      }
+
+      if (!last.hasMore) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+
+    throw new Error('job did not finish');
+  }
+
+  it('describes the instance as this machine at 127.0.0.1, not dockerized', () => {
+    expect(data).toMatchObject({
+      backend: 'local',
+      hostname: '127.0.0.1',
+      dockerized: false,
+      region: 'local',
+      price: 0,
+    });
+    expect(data.instance_id).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('runs the job in its own directory under <serverDir>/local/jobs as its own process group',
+    async () => {
+      const spec = job(['pwd', 'ps -o pgid= -p $$ | tr -d " "', 'echo $$']);
+      await agent.submit(spec);
+
+      const { jobLogs, last } = await drain(agent, spec.jobSubmissionId);
+      const [cwd, pgid, pid] = jobLogs.map((event) => event.message.trim());
+
+      expect(last.state).toEqual({
+        status: 'done', exitStatus: 0, terminationReason: 'done_by_runner', message: null,
+      });
+      expect(cwd).toBe(join(serverDir, 'local', 'jobs', spec.jobSubmissionId, 'work'));
+      expect(pgid).toBe(pid);
+      expect((await stat(cwd)).isDirectory()).toBe(true);
+    });
+
+  it('keeps the server secrets out of the job env', async () => {
+    process.env.DSTACK_SERVER_ADMIN_TOKEN = 'not-for-jobs';
+    const spec = job(['echo "token=${DSTACK_SERVER_ADMIN_TOKEN:-none} path=${PATH:+set}"']);
+
+    try {
+      await agent.submit(spec);
+    } finally {
+      delete process.env.DSTACK_SERVER_ADMIN_TOKEN;
+    }
+
+    const { jobLogs } = await drain(agent, spec.jobSubmissionId);
+    expect(jobLogs.map((event) => event.message)).toEqual(['token=none path=set\n']);
+  });
+
+  it('fails a job whose shell cannot start, saying why in the state and the runner log',
+    async () => {
+      const spec = job(['echo never'], { shell: '/nonexistent/shell' });
+      await agent.submit(spec);
+
+      const { jobLogs, runnerLogs, last } = await drain(agent, spec.jobSubmissionId);
+
+      expect(last.state?.status).toBe('failed');
+      expect(last.state?.terminationReason).toBe('executor_error');
+      expect(last.state?.message).toContain('/nonexistent/shell');
+      expect(last.state?.message).toContain('ENOENT');
+      expect(jobLogs).toEqual([]);
+      expect(runnerLogs.map((event) => event.message).join('')).toContain('/nonexistent/shell');
+    });
+
+  it('fails a job whose working directory does not exist', async () => {
+    const spec = job(['echo never'], { workingDir: '/nonexistent/dir' });
+    await agent.submit(spec);
+
+    const { last } = await drain(agent, spec.jobSubmissionId);
+
+    expect(last.state?.status).toBe('failed');
+    expect(last.state?.message).toContain('working directory /nonexistent/dir does not exist');
+  });
+
+  it('ends a job at max_duration as terminated, max_duration_exceeded', async () => {
+    const spec = job(['echo start', 'sleep 30', 'echo not-reached'], { maxDurationSeconds: 1 });
+    const started = Date.now();
+    await agent.submit(spec);
+
+    const { jobLogs, last } = await drain(agent, spec.jobSubmissionId);
+
+    expect(last.state?.status).toBe('terminated');
+    expect(last.state?.terminationReason).toBe('max_duration_exceeded');
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(jobLogs.map((event) => event.message)).toEqual(['start\n']);
+  });
+
+  it('reports a stopped job as terminated with the signal exit status', async () => {
+    const spec = job(['echo up', 'sleep 30']);
+    await agent.submit(spec);
+    await untilMessage(agent, spec.jobSubmissionId, 'up\n');
+
+    await agent.stop(spec.jobSubmissionId, { force: false });
+    const { last } = await drain(agent, spec.jobSubmissionId);
+
+    expect(last.state).toMatchObject({
+      status: 'terminated', exitStatus: 143, terminationReason: 'terminated_by_user',
+    });
+  });
+
+  it('captures long output whole and in order: bursts, long lines, no newline, bad UTF-8',
+    async () => {
+      const spec = job([
+        "python3 -c \"import sys; [print('row', i, 'x' * (i % 300)) for i in range(50000)]\"",
+        "printf 'no newline at end'",
+        "printf '\\xff\\xfe invalid utf-8 bytes\\n'",
+        "python3 -c \"print('wide: ' + 'é' * 40000)\"",
+      ]);
+      await agent.submit(spec);
+
+      const { jobLogs, pulls } = await drain(agent, spec.jobSubmissionId, 0, 60_000);
+      const rows = Array.from(
+        { length: 50000 },
+        (_, i) => `row ${i} ${'x'.repeat(i % 300)}\n`,
+      ).join('');
+      const expected = `${rows}no newline at end\uFFFD\uFFFD invalid utf-8 bytes\n` +
+        `wide: ${'é'.repeat(40000)}\n`;
+
+      expect(jobLogs.map((event) => event.message).join('')).toBe(expected);
+      expect(jobLogs.length).toBeGreaterThanOrEqual(50_002);
+      expect(jobLogs.at(-1)?.message).toBe(`wide: ${'é'.repeat(40000)}\n`);
+      expect(pulls).toBeGreaterThanOrEqual(51);
+
+      for (let index = 1; index < jobLogs.length; index += 1) {
+        expect(jobLogs[index].timestamp).toBeGreaterThan(jobLogs[index - 1].timestamp);
+      }
+    }, 90_000);
+
+  it('bounds a pull to the page size, then continues from any cursor', async () => {
+    const spec = job(['seq 1 2500']);
+    await agent.submit(spec);
+    const all = await drain(agent, spec.jobSubmissionId);
+
+    const first = await agent.pull(spec.jobSubmissionId, 0);
+    expect(first.jobLogs.length + first.runnerLogs.length).toBe(1000);
+    expect(first.hasMore).toBe(true);
+    expect(first.state?.status).toBe('running');
+
+    const middle = all.jobLogs[1700];
+    const fresh = provider.agent(data);
+    const rest = await drain(fresh, spec.jobSubmissionId, middle.timestamp);
+    expect(rest.jobLogs.map((event) => event.message.trim())).toEqual(
+      Array.from({ length: 799 }, (_, i) => String(1702 + i)),
+    );
+    expect(rest.last.state?.status).toBe('done');
+  });
+
+  it('keeps a job running across a new provider and agent, nothing lost or repeated', async () => {
+    const spec = job(['for i in 1 2 3 4; do echo "tick $i"; sleep 0.4; done']);
+    await agent.submit(spec);
+    const seen = await untilMessage(agent, spec.jobSubmissionId, 'tick 1\n');
+
+    const restarted = createLocalBackendProvider({ serverDir, nvidiaSmiPath: '/nonexistent' });
+    const rest = await drain(restarted.agent(data), spec.jobSubmissionId, seen.cursor);
+
+    expect([...seen.messages, ...rest.jobLogs.map((event) => event.message)]).toEqual(
+      ['tick 1\n', 'tick 2\n', 'tick 3\n', 'tick 4\n'],
+    );
+    expect(rest.last.state?.status).toBe('done');
+  });
+
+  it('writes the runner script to disk under the server directory', async () => {
+    const runner = (await import('node:fs/promises')).readdir(join(serverDir, 'local'));
+    const names = (await runner).filter((name) => name.startsWith('runner-'));
+    expect(names).toHaveLength(1);
+    const source = await readFile(join(serverDir, 'local', names[0]), 'utf8');
+    expect(source).toContain("require('node:child_process')");
+  });
+
+  it('fails a job whose runner died, instead of leaving it running forever', async () => {
+    const spec = job(['echo alive', 'sleep 30']);
+    await agent.submit(spec);
+    await untilMessage(agent, spec.jobSubmissionId, 'alive\n');
+    const state = JSON.parse(await readFile(
+      join(serverDir, 'local', 'jobs', spec.jobSubmissionId, 'state.json'),
+      'utf8',
+    )) as { runnerPid: number; pid: number };
+
+    process.kill(state.runnerPid, 'SIGKILL');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const { last } = await drain(agent, spec.jobSubmissionId);
+
+    expect(last.state?.status).toBe('failed');
+    expect(last.state?.message).toContain('runner exited unexpectedly');
+    expect(await groupGone(state.pid)).toBe(true);
+  });
+
+  async function groupGone(pgid: number): Promise<boolean> {
+    for (let attempt = 0; attempt < 50; attempt += 1) {
+      try {
+        process.kill(-pgid, 0);
+      } catch {
+        return true;
+      }
+
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+
+    return false;
+  }
+
+  async function untilMessage(
+    target: InstanceAgent,
+    id: string,
+    message: string,
+  ): Promise<{ cursor: number; messages: string[] }> {
+    const messages: string[] = [];
+    let cursor = 0;
+    const deadline = Date.now() + 20_000;
+
+    while (Date.now() < deadline) {
+      const page = await target.pull(id, cursor);
+      cursor = page.cursor;
+      messages.push(...page.jobLogs.map((event) => event.message));
+
+      if (messages.includes(message)) {
+        return { cursor, messages };
+      }
+
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+
+    throw new Error(`no ${message} in time`);
+  }
+});
