@@ -4,3 +4,4 @@ export type * from './buffered-log-store.js';
 export * from './log-stream-names.js';
 export * from './memory-log-store.js';
 export * from './utf8-chunks.js';
+export * from './file-log-store.js';
