@@ -1,1 +1,2 @@
-export {};
+export * from './cloudwatch-log-store.js';
+export * from './config.js';

@@ -23,9 +23,12 @@ export interface LogBatchLimits {
   dropEmptyMessages?: boolean;
 }
 
-/** How a send went. A failure says whether the same batch may pass when sent again. */
+/**
+ * How a send went. A success may say how many events the service refused by their age; a
+ * failure says whether the same batch may pass when sent again.
+ */
 export type LogSendResult =
-  | { ok: true }
+  | { ok: true; rejected?: { tooOld?: number; tooNew?: number } }
   | { ok: false; retryable: boolean; error: unknown; retryAfterMillis?: number };
 
 /** Sends one batch of one stream, in timestamp order, within the limits. */
@@ -337,7 +340,11 @@ export function createBatchingLogWriter(options: BatchingLogWriterOptions): Batc
       queue.inFlight = null;
       queue.attempt = 0;
       release(batch);
-      counters.sentEvents += batch.length;
+      const tooOld = result.rejected?.tooOld ?? 0;
+      const tooNew = result.rejected?.tooNew ?? 0;
+      drop('tooOld', tooOld, 0);
+      drop('tooNew', tooNew, 0);
+      counters.sentEvents += batch.length - tooOld - tooNew;
       counters.sentBatches += 1;
       forgetIfEmpty(queue);
       return;

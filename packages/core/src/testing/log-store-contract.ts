@@ -44,7 +44,6 @@ export function runLogStoreContract(name: string, open: () => Promise<LogStore>)
       const page = await store.poll(stream, { limit: 1000 });
 
       expect(page.events).toEqual(events);
-      expect(page.nextToken).toBeNull();
     });
 
     it('keeps appends to one stream in order across writes', async () => {
@@ -187,16 +186,17 @@ export function runLogStoreContract(name: string, open: () => Promise<LogStore>)
       const otherRun: LogStream = { ...first, runName: `${first.runName}-2` };
       const otherProject: LogStream = { ...first, projectName: `${first.projectName}x` };
       const streams = [first, retry, otherRun, otherProject];
+      const written = streams.map((_, index) => makeEvents(3 + index, `s${index}`));
 
       for (const [index, stream] of streams.entries()) {
-        await store.write(stream, makeEvents(3 + index, `s${index}`));
+        await store.write(stream, written[index]);
       }
 
       await flush(store);
 
       for (const [index, stream] of streams.entries()) {
         const page = await store.poll(stream, { limit: 1000 });
-        expect(page.events).toEqual(makeEvents(3 + index, `s${index}`));
+        expect(page.events).toEqual(written[index]);
       }
     });
 
