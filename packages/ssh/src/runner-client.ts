@@ -1,0 +1,99 @@
+import { runnerScript, runnerScriptSha256 } from './runner-script.js';
+import { ensureRemoteDir, runChecked, writeRemoteFileAtomic } from './remote-files.js';
+import { SshHostError } from './ssh-host-error.js';
+import type { SshConnection } from './ssh-connection.js';
+
+/** The agent's directory under the login user's home; releasing a host removes it. */
+export const agentDirName = '.dstack-agent';
+
+/** A runner invocation; every argument must be a plain token (ids, numbers, words). */
+export function runnerCommand(args: readonly (string | number)[]): string {
+  for (const arg of args) {
+    if (!/^[A-Za-z0-9_.-]+$/.test(String(arg))) {
+      throw new Error(`not a plain runner argument: ${String(arg)}`);
+    }
+  }
+
+  return `python3 "$HOME/${agentDirName}/runner.py" ${args.join(' ')}`;
+}
+
+const homes = new WeakMap<SshConnection, Promise<string>>();
+const verified = new WeakMap<SshConnection, Promise<void>>();
+
+/** The login user's home directory (SFTP needs absolute paths). */
+export function remoteHome(connection: SshConnection, timeoutMillis: number): Promise<string> {
+  let home = homes.get(connection);
+  if (home === undefined) {
+    home = runChecked(connection, 'printf %s "$HOME"', { timeoutMillis }).then((out) => {
+      const path = out.toString('utf8');
+      if (!path.startsWith('/')) {
+        throw new SshHostError(connection.label, 'unsupported_host', 'the user has no home');
+      }
+
+      return path;
+    });
+    home.catch(() => homes.delete(connection));
+    homes.set(connection, home);
+  }
+
+  return home;
+}
+
+/** Uploads the runner over SFTP, replacing an older one. */
+export async function installRunner(
+  connection: SshConnection,
+  timeoutMillis: number,
+): Promise<void> {
+  const home = await remoteHome(connection, timeoutMillis);
+  const sftp = await connection.sftp();
+  await ensureRemoteDir(sftp, `${home}/${agentDirName}`, 0o700);
+  await ensureRemoteDir(sftp, `${home}/${agentDirName}/jobs`, 0o700);
+  await writeRemoteFileAtomic(sftp, `${home}/${agentDirName}/runner.py`, runnerScript, 0o700);
+}
+
+/** Writes the fleet's `env`, which the runner merges into every job's environment. */
+export async function writeHostEnv(
+  connection: SshConnection,
+  env: Record<string, string>,
+  timeoutMillis: number,
+): Promise<void> {
+  const home = await remoteHome(connection, timeoutMillis);
+  const sftp = await connection.sftp();
+  const path = `${home}/${agentDirName}/host-env.json`;
+  await writeRemoteFileAtomic(sftp, path, JSON.stringify(env), 0o600);
+}
+
+/** Makes sure this server's runner is on the host, checked once per connection. */
+export function ensureRunner(connection: SshConnection, timeoutMillis: number): Promise<void> {
+  let check = verified.get(connection);
+  if (check === undefined) {
+    check = (async () => {
+      const result = await connection.exec(runnerCommand(['health']), { timeoutMillis });
+      const digest = result.code === 0 ? parseHealth(result.stdout)?.sha256 : undefined;
+      if (digest !== runnerScriptSha256) {
+        await installRunner(connection, timeoutMillis);
+      }
+    })();
+    check.catch(() => verified.delete(connection));
+    verified.set(connection, check);
+  }
+
+  return check;
+}
+
+function parseHealth(stdout: Buffer): { sha256: string } | null {
+  try {
+    return JSON.parse(stdout.toString('utf8')) as { sha256: string };
+  } catch {
+    return null;
+  }
+}
+
+/** Runs the runner and returns its stdout; a failure names the host. */
+export function callRunner(
+  connection: SshConnection,
+  args: readonly (string | number)[],
+  options: { stdin?: string; timeoutMillis: number },
+): Promise<Buffer> {
+  return runChecked(connection, runnerCommand(args), options);
+}

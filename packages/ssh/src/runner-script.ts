@@ -1,0 +1,405 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * The agent that runs jobs on an SSH fleet host: one Python 3 file, standard library only,
+ * uploaded over SFTP. Each job gets a detached supervisor in its own session, so the job
+ * outlives the SSH connection and the server; everything it knows lives in the job's directory.
+ *
+ * Job directory `jobs/<id>/`: `spec.json` (what to run), `events` (append-only JSON lines
+ * `{"t": ms, "s": "o"|"e"|"r", "m": text}` with strictly increasing `t`), `state.json`
+ * (replaced atomically; the final state is written only after the last event), `stop`
+ * (`term` or `kill`, written by `stop`), `work/` (the job's own directory).
+ */
+export const runnerScript = String.raw`#!/usr/bin/env python3
+# Job runner of a dstack server on an SSH fleet host. Standard library only.
+import codecs
+import hashlib
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import traceback
+
+MAX_CHUNK_CHARS = 8192
+PARTIAL_FLUSH_SECONDS = 0.5
+LOOP_SECONDS = 0.2
+AFTER_EXIT_DRAIN_SECONDS = 1.0
+STOPPED = 'terminated_by_user'
+MAX_DURATION = 'max_duration_exceeded'
+
+
+def agent_dir():
+    return os.path.dirname(os.path.abspath(__file__))
+
+
+def job_dir(job_id):
+    if not re.match(r'^[A-Za-z0-9_-]{1,100}$', job_id):
+        raise SystemExit('bad job id')
+    return os.path.join(agent_dir(), 'jobs', job_id)
+
+
+def now_millis():
+    return int(time.time() * 1000)
+
+
+def boot_id():
+    try:
+        with open('/proc/sys/kernel/random/boot_id') as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def read_json(path, default=None):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return default
+
+
+def write_json_atomic(path, value):
+    tmp = path + '.tmp'
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, 'w') as f:
+        json.dump(value, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Events:
+    """The job's append-only event file; one writer, one os.write per line."""
+
+    def __init__(self, path):
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self.last = 0
+
+    def emit(self, source, text):
+        stamp = max(now_millis(), self.last + 1)
+        self.last = stamp
+        line = json.dumps({'t': stamp, 's': source, 'm': text}, separators=(',', ':'))
+        data = (line + '\n').encode('ascii')
+        while data:
+            data = data[os.write(self.fd, data):]
+
+
+class Stream:
+    """Turns a pipe's bytes into events: lines, or chunks of long or stalled lines."""
+
+    def __init__(self, source, events):
+        self.source = source
+        self.events = events
+        self.decoder = codecs.getincrementaldecoder('utf-8')('replace')
+        self.buf = ''
+        self.partial_since = None
+
+    def feed(self, data):
+        self.buf += self.decoder.decode(data, final=not data)
+        while self.buf:
+            end = self.buf.find('\n', 0, MAX_CHUNK_CHARS)
+            if end >= 0:
+                self.take(end + 1)
+            elif len(self.buf) >= MAX_CHUNK_CHARS:
+                self.take(MAX_CHUNK_CHARS)
+            else:
+                break
+        if not data and self.buf:
+            self.take(len(self.buf))
+        if self.buf and self.partial_since is None:
+            self.partial_since = time.monotonic()
+
+    def flush_stalled(self):
+        if self.buf and time.monotonic() - self.partial_since >= PARTIAL_FLUSH_SECONDS:
+            self.take(len(self.buf))
+
+    def take(self, count):
+        self.events.emit(self.source, self.buf[:count])
+        self.buf = self.buf[count:]
+        self.partial_since = None
+
+
+def pick_shell(shell):
+    if shell and os.path.isabs(shell):
+        return shell
+    for name in ([shell] if shell else ['bash', 'sh']):
+        found = shutil.which(name)
+        if found:
+            return found
+    return '/bin/sh'
+
+
+def signal_group(pgid, sig):
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def supervise(job_id):
+    d = job_dir(job_id)
+    spec = read_json(os.path.join(d, 'spec.json'))
+    events = Events(os.path.join(d, 'events'))
+    own_dir = os.path.join(d, 'work')
+    working_dir = os.path.normpath(os.path.join(own_dir, spec.get('working_dir') or '.'))
+    os.makedirs(working_dir, exist_ok=True)
+    script = os.path.join(d, 'script.sh')
+    with open(script, 'w') as f:
+        for command in spec['commands']:
+            f.write(command + '\n_rc=$?; [ "$_rc" -eq 0 ] || exit "$_rc"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith('SSH_')}
+    env.update(read_json(os.path.join(agent_dir(), 'host-env.json'), {}))
+    env.update(spec.get('env') or {})
+    proc = subprocess.Popen(
+        [pick_shell(spec.get('shell')), script], cwd=working_dir, env=env,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True)
+    started = time.time()
+    state = {'status': 'running', 'pgid': proc.pid, 'supervisor_pid': os.getpid(),
+             'boot_id': boot_id(), 'started_at': now_millis()}
+    write_json_atomic(os.path.join(d, 'state.json'), state)
+    events.emit('r', 'job started in %s\n' % working_dir)
+    streams = {proc.stdout.fileno(): Stream('o', events), proc.stderr.fileno(): Stream('e', events)}
+    poller = select.poll()
+    for fd in streams:
+        os.set_blocking(fd, False)
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    max_duration = spec.get('max_duration')
+    grace = spec.get('stop_grace_seconds') or 10
+    reason = None
+    term_sent_at = None
+    exited_at = None
+    while streams:
+        for fd, _ in poller.poll(LOOP_SECONDS * 1000):
+            stream = streams.get(fd)
+            if stream is None:
+                continue
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            stream.feed(data)
+            if not data:
+                poller.unregister(fd)
+                del streams[fd]
+        for stream in streams.values():
+            stream.flush_stalled()
+        now = time.time()
+        request = ''
+        try:
+            with open(os.path.join(d, 'stop')) as f:
+                request = f.read().strip()
+        except OSError:
+            pass
+        if request and reason is None:
+            reason = STOPPED
+        if request == 'kill':
+            signal_group(proc.pid, signal.SIGKILL)
+        elif request == 'term' and term_sent_at is None:
+            signal_group(proc.pid, signal.SIGTERM)
+            term_sent_at = now
+        if max_duration and reason is None and now - started > max_duration:
+            reason = MAX_DURATION
+            events.emit('r', 'max_duration of %ss exceeded, stopping the job\n' % max_duration)
+            signal_group(proc.pid, signal.SIGTERM)
+            term_sent_at = now
+        if reason == MAX_DURATION and now - term_sent_at > grace:
+            signal_group(proc.pid, signal.SIGKILL)
+        if exited_at is None and proc.poll() is not None:
+            exited_at = now
+        # Background children that keep the pipes open end with the job.
+        if exited_at is not None and now - exited_at > AFTER_EXIT_DRAIN_SECONDS:
+            signal_group(proc.pid, signal.SIGKILL)
+            for fd, stream in list(streams.items()):
+                stream.feed(b'')
+                poller.unregister(fd)
+                del streams[fd]
+    code = proc.wait()
+    exit_status = code if code >= 0 else 128 - code
+    if reason is not None:
+        status, message = 'terminated', None
+    elif exit_status == 0:
+        status, reason, message = 'done', 'done_by_runner', None
+    else:
+        status, reason = 'failed', 'container_exited_with_error'
+        message = 'exit status %d' % exit_status
+    events.emit('r', 'job exited with status %d\n' % exit_status)
+    state.update({'status': status, 'exit_status': exit_status, 'termination_reason': reason,
+                  'message': message, 'finished_at': now_millis()})
+    write_json_atomic(os.path.join(d, 'state.json'), state)
+
+
+def cmd_submit(job_id):
+    spec = json.load(sys.stdin)
+    os.makedirs(os.path.join(agent_dir(), 'jobs'), mode=0o700, exist_ok=True)
+    d = job_dir(job_id)
+    try:
+        os.mkdir(d, 0o700)
+    except FileExistsError:
+        print(json.dumps({'submitted': False}))
+        return
+    write_json_atomic(os.path.join(d, 'spec.json'), spec)
+    os.mkdir(os.path.join(d, 'work'), 0o700)
+    pid = os.fork()
+    if pid == 0:
+        os.setsid()
+        if os.fork() > 0:
+            os._exit(0)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        null = os.open(os.devnull, os.O_RDONLY)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        log = os.open(os.path.join(d, 'supervisor.log'), flags, 0o600)
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        try:
+            supervise(job_id)
+        except BaseException:
+            traceback.print_exc()
+            write_json_atomic(os.path.join(d, 'state.json'), {
+                'status': 'failed', 'exit_status': None, 'termination_reason': 'executor_error',
+                'message': 'the runner failed to start the job', 'finished_at': now_millis()})
+        os._exit(0)
+    os.waitpid(pid, 0)
+    deadline = time.time() + 10
+    while not os.path.exists(os.path.join(d, 'state.json')) and time.time() < deadline:
+        time.sleep(0.02)
+    print(json.dumps({'submitted': True}))
+
+
+def current_state(d):
+    state = read_json(os.path.join(d, 'state.json'))
+    if state is None:
+        return None
+    if state['status'] == 'running':
+        gone = state.get('boot_id') != boot_id() or not alive(state['supervisor_pid'])
+        # Read again: the supervisor may have finished between the two reads.
+        state = read_json(os.path.join(d, 'state.json'))
+        if gone and state['status'] == 'running':
+            state.update({'status': 'failed', 'exit_status': None,
+                          'termination_reason': 'executor_error',
+                          'message': 'the job supervisor is gone (host restarted or killed)'})
+    return state
+
+
+def cmd_pull(job_id, offset, max_bytes):
+    d = job_dir(job_id)
+    if not os.path.isdir(d):
+        print(json.dumps({'known': False}))
+        return
+    # The state first: a final state guarantees that every event is already in the file.
+    state = current_state(d)
+    data = b''
+    size = 0
+    try:
+        with open(os.path.join(d, 'events'), 'rb') as f:
+            size = os.fstat(f.fileno()).st_size
+            f.seek(offset)
+            data = f.read(max_bytes)
+    except OSError:
+        pass
+    data = data[:data.rfind(b'\n') + 1]
+    header = {'known': True, 'state': state, 'next': offset + len(data),
+              'has_more': offset + len(data) < size}
+    out = sys.stdout.buffer
+    out.write(json.dumps(header).encode('ascii') + b'\n')
+    out.write(data)
+    out.flush()
+
+
+def request_stop(d, kind):
+    state = read_json(os.path.join(d, 'state.json'))
+    if state is not None and state['status'] != 'running':
+        return
+    path = os.path.join(d, 'stop')
+    try:
+        with open(path) as f:
+            if f.read().strip() == 'kill':
+                return
+    except OSError:
+        pass
+    with open(path + '.tmp', 'w') as f:
+        f.write(kind)
+    os.replace(path + '.tmp', path)
+
+
+def wait_finished(d, seconds):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        state = current_state(d)
+        if state is None or state['status'] != 'running':
+            return
+        time.sleep(0.05)
+
+
+def cmd_stop(job_id, kind):
+    d = job_dir(job_id)
+    if os.path.isdir(d):
+        request_stop(d, 'kill' if kind == 'kill' else 'term')
+    print(json.dumps({'ok': True}))
+
+
+def cmd_remove(job_id):
+    d = job_dir(job_id)
+    if os.path.isdir(d):
+        request_stop(d, 'kill')
+        wait_finished(d, 10)
+        shutil.rmtree(d, ignore_errors=True)
+    print(json.dumps({'ok': True}))
+
+
+def cmd_stop_all():
+    jobs = os.path.join(agent_dir(), 'jobs')
+    names = os.listdir(jobs) if os.path.isdir(jobs) else []
+    for name in names:
+        request_stop(os.path.join(jobs, name), 'kill')
+    for name in names:
+        wait_finished(os.path.join(jobs, name), 10)
+    print(json.dumps({'ok': True, 'jobs': len(names)}))
+
+
+def cmd_health():
+    with open(os.path.abspath(__file__), 'rb') as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    print(json.dumps({'ok': True, 'sha256': digest, 'python': sys.version.split()[0]}))
+
+
+def main(argv):
+    command = argv[1] if len(argv) > 1 else ''
+    if command == 'submit':
+        cmd_submit(argv[2])
+    elif command == 'pull':
+        cmd_pull(argv[2], int(argv[3]), int(argv[4]))
+    elif command == 'stop':
+        cmd_stop(argv[2], argv[3])
+    elif command == 'remove':
+        cmd_remove(argv[2])
+    elif command == 'stop-all':
+        cmd_stop_all()
+    elif command == 'health':
+        cmd_health()
+    else:
+        raise SystemExit('usage: runner.py submit|pull|stop|remove|stop-all|health ...')
+
+
+if __name__ == '__main__':
+    main(sys.argv)
+`;
+
+/** SHA-256 of the runner as uploaded; the agent re-uploads a runner whose digest differs. */
+export const runnerScriptSha256 = createHash('sha256').update(runnerScript).digest('hex');

@@ -1,0 +1,161 @@
+import type {
+  AgentJob,
+  AgentJobState,
+  AgentPull,
+  InstanceAgent,
+  LogEvent,
+  Logger,
+} from '@dstack/core';
+import { callRunner, ensureRunner } from './runner-client.js';
+import type { SshConnection } from './ssh-connection.js';
+
+export interface SshInstanceAgentOptions {
+  /** The host's pooled connection, logged in with the project key. */
+  connection: () => Promise<SshConnection>;
+  /** Releases the pooled connection. */
+  release: () => void;
+  commandTimeoutMillis: number;
+  /** How many bytes of events one pull reads at most. */
+  pullMaxBytes: number;
+  /** Between SIGTERM and SIGKILL when `max_duration` ends a job. */
+  stopGraceSeconds: number;
+  logger: Logger;
+}
+
+interface RunnerState {
+  status: 'running' | 'done' | 'failed' | 'terminated';
+  exit_status?: number | null;
+  termination_reason?: string | null;
+  message?: string | null;
+}
+
+interface PullHeader {
+  known: boolean;
+  state?: RunnerState | null;
+  next?: number;
+  has_more?: boolean;
+}
+
+interface RunnerEvent {
+  t: number;
+  s: 'o' | 'e' | 'r';
+  m: string;
+}
+
+function checkJobId(id: string): string {
+  if (!/^[A-Za-z0-9_-]{1,100}$/.test(id)) {
+    throw new Error(`not a job submission id: ${id}`);
+  }
+
+  return id;
+}
+
+function toAgentState(state: RunnerState): AgentJobState {
+  return {
+    status: state.status,
+    exitStatus: state.exit_status ?? null,
+    terminationReason: state.termination_reason ?? null,
+    message: state.message ?? null,
+  };
+}
+
+/** Reads the runner's pull output: a JSON header line, then the event lines. */
+export function parsePullOutput(stdout: Buffer, cursor: number): AgentPull {
+  const newline = stdout.indexOf(0x0a);
+  const header = JSON.parse(stdout.subarray(0, newline).toString('utf8')) as PullHeader;
+  if (!header.known) {
+    return { state: null, jobLogs: [], runnerLogs: [], cursor, hasMore: false };
+  }
+
+  const jobLogs: LogEvent[] = [];
+  const runnerLogs: LogEvent[] = [];
+  const body = stdout.subarray(newline + 1).toString('utf8');
+  for (const line of body.split('\n')) {
+    if (line === '') {
+      continue;
+    }
+
+    const event = JSON.parse(line) as RunnerEvent;
+    if (event.s === 'r') {
+      runnerLogs.push({ timestamp: event.t, logSource: 'stdout', message: event.m });
+    } else {
+      const logSource = event.s === 'e' ? 'stderr' : 'stdout';
+      jobLogs.push({ timestamp: event.t, logSource, message: event.m });
+    }
+  }
+
+  return {
+    state: header.state ? toAgentState(header.state) : null,
+    jobLogs,
+    runnerLogs,
+    cursor: header.next ?? cursor,
+    hasMore: header.has_more ?? false,
+  };
+}
+
+/**
+ * An InstanceAgent for an SSH host: every call is one runner invocation over the pooled
+ * connection, so a dropped connection or a restarted server loses nothing the host keeps.
+ */
+export function createSshInstanceAgent(options: SshInstanceAgentOptions): InstanceAgent {
+  const timeoutMillis = options.commandTimeoutMillis;
+  const ready = async (): Promise<SshConnection> => {
+    const connection = await options.connection();
+    await ensureRunner(connection, timeoutMillis);
+
+    return connection;
+  };
+
+  return {
+    async healthcheck() {
+      const connection = await ready();
+      await callRunner(connection, ['health'], { timeoutMillis });
+    },
+
+    async submit(job: AgentJob) {
+      const id = checkJobId(job.jobSubmissionId);
+      const spec = {
+        commands: job.commands,
+        shell: job.shell,
+        env: job.env,
+        working_dir: job.workingDir,
+        max_duration: job.maxDurationSeconds,
+        stop_grace_seconds: options.stopGraceSeconds,
+      };
+      const connection = await ready();
+      const out = await callRunner(connection, ['submit', id], {
+        stdin: JSON.stringify(spec),
+        timeoutMillis,
+      });
+      const submitted = (JSON.parse(out.toString('utf8')) as { submitted: boolean }).submitted;
+      const fields = { jobSubmissionId: id, jobName: job.jobName, submitted };
+      options.logger.info(fields, 'job submitted');
+    },
+
+    async pull(jobSubmissionId: string, cursor: number) {
+      const id = checkJobId(jobSubmissionId);
+      const connection = await ready();
+      const args = ['pull', id, Math.max(0, Math.floor(cursor)), options.pullMaxBytes];
+      const out = await callRunner(connection, args, { timeoutMillis });
+
+      return parsePullOutput(out, cursor);
+    },
+
+    async stop(jobSubmissionId: string, { force }: { force: boolean }) {
+      const id = checkJobId(jobSubmissionId);
+      const connection = await ready();
+      await callRunner(connection, ['stop', id, force ? 'kill' : 'term'], { timeoutMillis });
+      options.logger.info({ jobSubmissionId: id, force }, 'job stop requested');
+    },
+
+    async remove(jobSubmissionId: string) {
+      const id = checkJobId(jobSubmissionId);
+      const connection = await ready();
+      await callRunner(connection, ['remove', id], { timeoutMillis });
+    },
+
+    async close() {
+      options.release();
+    },
+  };
+}
