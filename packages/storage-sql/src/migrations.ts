@@ -1,0 +1,211 @@
+import type { ColumnKind, Logger } from '@dstack/core';
+import { silentLogger } from '@dstack/core';
+import { Migrator } from 'kysely';
+import type { Migration, MigrationProvider } from 'kysely';
+import type { AnyKysely, SqlDialect } from './sql-dialect.js';
+
+/** One step of the state schema; `up` runs inside its own transaction. */
+export interface StateMigration {
+  up(db: AnyKysely, dialect: SqlDialect): Promise<void>;
+}
+
+/**
+ * A table as a migration writes it: `name kind` pairs, `!` for NOT NULL. The primary key is
+ * always `id`. Kept as text so that the migration never changes when the records do.
+ */
+async function createTable(
+  db: AnyKysely,
+  dialect: SqlDialect,
+  table: string,
+  columns: string,
+): Promise<void> {
+  let builder = db.schema.createTable(table);
+
+  for (const spec of columns.split(',').map((part) => part.trim())) {
+    const [name, rawKind] = spec.split(/\s+/);
+    const notNull = rawKind.endsWith('!');
+    const kind = rawKind.replace('!', '') as ColumnKind;
+    builder = builder.addColumn(name, dialect.columnType(kind), (column) => {
+      const primary = name === 'id' ? column.primaryKey() : column;
+      return notNull || name === 'id' ? primary.notNull() : primary;
+    });
+  }
+
+  await builder.execute();
+}
+
+async function createIndex(
+  db: AnyKysely,
+  table: string,
+  columns: string[],
+  unique = false,
+): Promise<void> {
+  const name = `${unique ? 'uq' : 'ix'}_${table}_${columns.join('_')}`;
+  const builder = db.schema.createIndex(name).on(table).columns(columns);
+  await (unique ? builder.unique() : builder).execute();
+}
+
+const lease = 'lock_token text, lock_owner text, lock_expires_at time';
+
+const initialSchema: StateMigration = {
+  async up(db, dialect) {
+    await createTable(db, dialect, 'users', `
+      id text!, name text!, created_at time!, token text!, token_hash text!, global_role text!,
+      email text, active boolean!, deleted boolean!, original_name text, ssh_public_key text,
+      ssh_private_key text`);
+    await createIndex(db, 'users', ['name'], true);
+    await createIndex(db, 'users', ['token_hash'], true);
+
+    await createTable(db, dialect, 'projects', `
+      id text!, name text!, created_at time!, owner_id text!, is_public boolean!,
+      templates_repo text, deleted boolean!, original_name text, ssh_public_key text,
+      ssh_private_key text`);
+    await createIndex(db, 'projects', ['name'], true);
+
+    await createTable(db, dialect, 'members', `
+      id text!, project_id text!, user_id text!, project_role text!, member_num integer!`);
+    await createIndex(db, 'members', ['project_id', 'user_id'], true);
+    await createIndex(db, 'members', ['user_id']);
+
+    await createTable(db, dialect, 'backends', `
+      id text!, project_id text!, type text!, config json, auth text, source_config json,
+      source_auth text`);
+    await createIndex(db, 'backends', ['project_id']);
+
+    await createTable(db, dialect, 'secrets', `
+      id text!, project_id text!, name text!, value text!, created_at time!, updated_at time!`);
+    await createIndex(db, 'secrets', ['project_id', 'name'], true);
+
+    await createTable(db, dialect, 'repos', `
+      id text!, project_id text!, name text!, type text!, info json, creds text`);
+    await createIndex(db, 'repos', ['project_id', 'name'], true);
+
+    await createTable(db, dialect, 'fleets', `
+      id text!, project_id text!, name text!, created_at time!, last_processed_at time!,
+      deleted boolean!, deleted_at time, status text!, status_message text, spec json,
+      consolidation_attempt integer!, ${lease}`);
+    await createIndex(db, 'fleets', ['project_id', 'name']);
+    await createIndex(db, 'fleets', ['deleted', 'last_processed_at']);
+
+    await createTable(db, dialect, 'instances', `
+      id text!, project_id text!, fleet_id text, name text!, instance_num integer!,
+      created_at time!, last_processed_at time!, deleted boolean!, deleted_at time,
+      status text!, unreachable boolean!, started_at time, finished_at time, backend text,
+      region text, availability_zone text, price real, instance_type json, offer json,
+      provisioning_data json, remote_connection_info text, profile json, total_blocks integer,
+      busy_blocks integer!, termination_policy text, termination_idle_time integer!,
+      termination_deadline time, termination_reason text, termination_reason_message text,
+      last_job_processed_at time, provisioning_job_id text, health text!,
+      first_termination_retry_at time, ${lease}`);
+    await createIndex(db, 'instances', ['status', 'last_processed_at']);
+    await createIndex(db, 'instances', ['project_id']);
+    await createIndex(db, 'instances', ['fleet_id']);
+
+    await createTable(db, dialect, 'runs', `
+      id text!, project_id text!, user_id text!, repo_id text, fleet_id text, run_name text!,
+      submitted_at time!, last_processed_at time!, status text!, status_message text,
+      termination_reason text, resubmission_attempt integer!, run_spec json, service_spec json,
+      priority integer!, deployment_num integer!, deleted boolean!, next_triggered_at time,
+      ${lease}`);
+    await createIndex(db, 'runs', ['status', 'last_processed_at']);
+    await createIndex(db, 'runs', ['project_id', 'run_name']);
+    await createIndex(db, 'runs', ['project_id', 'submitted_at']);
+
+    await createTable(db, dialect, 'jobs', `
+      id text!, project_id text!, run_id text!, fleet_id text, run_name text!,
+      job_num integer!, job_name text!, replica_num integer!, submission_num integer!,
+      deployment_num integer!, submitted_at time!, last_processed_at time!, finished_at time,
+      status text!, status_message text, termination_reason text,
+      termination_reason_message text, exit_status integer, job_spec json,
+      provisioning_data json, runtime_data json, runner_timestamp integer,
+      disconnected_at time, instance_id text, used_instance_id text,
+      instance_assigned boolean!, graceful_termination_attempts integer, remove_at time,
+      waiting_master_job boolean!, ${lease}`);
+    await createIndex(db, 'jobs', ['status', 'last_processed_at']);
+    await createIndex(db, 'jobs', ['run_id']);
+    await createIndex(db, 'jobs', ['instance_id']);
+
+    await createTable(db, dialect, 'events', `
+      id text!, message text!, recorded_at time!, actor_user_id text, targets json`);
+    await createIndex(db, 'events', ['recorded_at']);
+  },
+};
+
+/**
+ * Every migration of the state schema, oldest first. Names sort in order; a new step gets
+ * the next number and never changes an old one.
+ */
+export const stateMigrations: Readonly<Record<string, StateMigration>> = {
+  '0001_initial_schema': initialSchema,
+};
+
+/** Options of `migrateToLatest`. */
+export interface MigrateOptions {
+  /** The migrations to apply; the state schema by default. */
+  migrations?: Readonly<Record<string, StateMigration>>;
+  logger?: Logger;
+}
+
+function createProvider(
+  dialect: SqlDialect,
+  migrations: Readonly<Record<string, StateMigration>>,
+): MigrationProvider {
+  const steps: Record<string, Migration> = {};
+
+  for (const [name, migration] of Object.entries(migrations)) {
+    steps[name] = {
+      up: async (db) => {
+        const run = async (target: AnyKysely): Promise<void> => {
+          await dialect.beforeMigration(target);
+          await migration.up(target, dialect);
+        };
+
+        // Each step is atomic: a failed one leaves the schema as the previous step left it.
+        await (dialect.migratorUsesTransactions ? run(db) : db.transaction().execute(run));
+      },
+    };
+  }
+
+  return { getMigrations: async () => steps };
+}
+
+/**
+ * Brings the state schema up to the latest migration, one transaction per step, while
+ * holding the dialect's migration lock so concurrent replicas take turns. Returns the names
+ * of the steps it applied.
+ */
+export async function migrateToLatest(
+  db: AnyKysely,
+  dialect: SqlDialect,
+  options: MigrateOptions = {},
+): Promise<string[]> {
+  const log = options.logger ?? silentLogger;
+  const migrations = options.migrations ?? stateMigrations;
+
+  return dialect.withMigrationLock(db, async () => {
+    const migrator = new Migrator({
+      db,
+      provider: createProvider(dialect, migrations),
+      migrationTableSchema: await dialect.migrationSchema(db),
+    });
+    const pending = (await migrator.getMigrations()).filter((item) => !item.executedAt);
+    const applied: string[] = [];
+
+    for (const { name } of pending) {
+      const { error, results } = await migrator.migrateTo(name);
+      const failed = results?.find((result) => result.status === 'Error');
+
+      if (error || failed) {
+        log.error({ migration: name, dialect: dialect.name }, 'state migration failed');
+        throw error instanceof Error
+          ? error
+          : new Error(`state migration ${name} failed: ${String(error)}`);
+      }
+
+      applied.push(name);
+      log.info({ migration: name, dialect: dialect.name }, 'state migration applied');
+    }
+
+    return applied;
+  });
+}
