@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { RouteDeps } from './route-deps.js';
 import { registerServerRoutes } from './server.js';
+import { registerBackendsRoutes } from './backends.js';
 import { registerSecretsRoutes } from './secrets.js';
 
 // How to add a route module: create `src/routes/<area>.ts` exporting
@@ -13,6 +14,7 @@ import { registerSecretsRoutes } from './secrets.js';
 export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
   registerServerRoutes(app, deps);
   registerSecretsRoutes(app, deps);
+  registerBackendsRoutes(app, deps);
 }
 
 export type { RouteDeps } from './route-deps.js';
