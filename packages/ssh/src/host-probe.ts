@@ -1,3 +1,4 @@
+import { normalizeGpuName } from '@dstack/core';
 import type { Gpu, InstanceResources } from '@dstack/core';
 
 /**
@@ -68,9 +69,9 @@ export function parseHostProbe(output: string): HostFacts {
     } else if (key === 'cpus') {
       facts.cpus = value === '' ? Number.NaN : Number(value);
     } else if (key === 'mem_kib') {
-      facts.memoryMib = value === '' ? Number.NaN : Math.round(Number(value) / 1024);
+      facts.memoryMib = value === '' ? Number.NaN : Math.floor(Number(value) / 1024);
     } else if (key === 'disk_kib') {
-      facts.diskMib = value === '' ? Number.NaN : Math.round(Number(value) / 1024);
+      facts.diskMib = value === '' ? Number.NaN : Math.floor(Number(value) / 1024);
     } else if (key === 'home') {
       facts.home = value;
     } else if (key === 'python') {
@@ -88,25 +89,6 @@ export function parseHostProbe(output: string): HostFacts {
   }
 
   return facts;
-}
-
-/**
- * The short GPU name offers use, from the name nvidia-smi prints: `NVIDIA A100-SXM4-80GB`
- * becomes `A100`, `NVIDIA GeForce RTX 4090` becomes `RTX4090`.
- */
-export function normalizeGpuName(name: string): string {
-  const words = name
-    .split(/\s+/)
-    .filter((word) => word !== '' && !/^(nvidia|tesla|geforce|quadro)$/i.test(word));
-  if (words.length === 0) {
-    return name.trim();
-  }
-
-  if (/^(rtx|gtx)$/i.test(words[0]) && words.length > 1) {
-    return `${words[0].toUpperCase()}${words[1]}`;
-  }
-
-  return words[0].split('-')[0];
 }
 
 /** `x86` or `arm`, or null for an architecture the agent does not support (32-bit ones). */

@@ -163,6 +163,7 @@ def supervise(job_id):
         for command in spec['commands']:
             f.write(command + '\n_rc=$?; [ "$_rc" -eq 0 ] || exit "$_rc"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith('SSH_')}
+    env['PYTHONUNBUFFERED'] = '1'
     env.update(read_json(os.path.join(agent_dir(), 'host-env.json'), {}))
     env.update(spec.get('env') or {})
     proc = subprocess.Popen(

@@ -57,11 +57,12 @@ describe('provisionHost', () => {
       });
       expect(pd.instance_type.name).toBe('ssh');
       expect(resources.cpus).toBe(cpus().length);
-      expect(resources.memory_mib).toBe(Math.round(totalmem() / 1024 / 1024));
+      expect(resources.memory_mib).toBe(Math.floor(totalmem() / 1024 / 1024));
       expect(resources.cpu_arch).toBe(process.arch === 'arm64' ? 'arm' : 'x86');
       expect(resources.gpus).toEqual([]);
       const disk = statfsSync(host.home);
-      expect(resources.disk.size_mib).toBe(Math.round((disk.blocks * disk.bsize) / 1024 / 1024));
+      const diskMib = Math.floor((disk.blocks * disk.bsize) / 1024 / 1024);
+      expect(resources.disk.size_mib).toBe(diskMib);
       expect(provisioned.totalBlocks).toBe(cpus().length);
 
       const keys = readFileSync(host.authorizedKeysPath, 'utf8');
