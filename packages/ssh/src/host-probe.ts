@@ -1,6 +1,7 @@
 import { normalizeGpuName } from '@dstack/core';
 import type { Gpu, InstanceResources } from '@dstack/core';
 
+// TODO: detect AMD (amd-smi), Intel and Tenstorrent GPUs; matters for fleets of such hosts.
 /**
  * A POSIX sh script, run as `sh -s`, that prints `key=value` lines about the host: what the
  * resources are and whether the agent can run there.
