@@ -1,1 +1,4 @@
-export {};
+export * from './advisory-lock-id.js';
+export * from './config.js';
+export * from './postgres-dialect.js';
+export * from './postgres-state-store.js';

@@ -202,8 +202,11 @@ export async function migrateToLatest(
           : new Error(`state migration ${name} failed: ${String(error)}`);
       }
 
-      applied.push(name);
-      log.info({ migration: name, dialect: dialect.name }, 'state migration applied');
+      for (const result of results ?? []) {
+        applied.push(result.migrationName);
+        const fields = { migration: result.migrationName, dialect: dialect.name };
+        log.info(fields, 'state migration applied');
+      }
     }
 
     return applied;
