@@ -1,2 +1,4 @@
 export type * from './resources.js';
 export type * from './configurations.js';
+export * from './user.js';
+export * from './project.js';

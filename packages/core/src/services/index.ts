@@ -6,3 +6,4 @@ export * from './secrets.js';
 export * from './backends.js';
 export * from './backends-yaml.js';
 export * from './backends-sync.js';
+export * from './members.js';

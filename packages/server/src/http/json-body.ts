@@ -1,10 +1,16 @@
 import type { FastifyInstance } from 'fastify';
 import { RequestValidationError } from '@dstack/core';
 
-/** Where JSON.parse stopped, from its message (`... at position 12`), or 0. */
-function errorPosition(error: unknown): number {
-  const match = /position (\d+)/.exec(error instanceof Error ? error.message : '');
-  return match === null ? 0 : Number(match[1]);
+/** Where JSON.parse stopped, from its message (`... at position 12`, or the end of input). */
+function errorPosition(error: unknown, text: string): number {
+  const message = error instanceof Error ? error.message : '';
+  const match = /position (\d+)/.exec(message);
+
+  if (match !== null) {
+    return Number(match[1]);
+  }
+
+  return /end of JSON input/i.test(message) ? text.length : 0;
 }
 
 /**
@@ -22,7 +28,7 @@ export function parseJsonBody(text: string): unknown {
     throw new RequestValidationError([
       {
         type: 'json_invalid',
-        loc: ['body', errorPosition(error)],
+        loc: ['body', errorPosition(error, text)],
         msg: 'JSON decode error',
         input: {},
         ctx: { error: error instanceof Error ? error.message : 'Invalid JSON' },

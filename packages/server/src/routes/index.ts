@@ -1,8 +1,10 @@
 import type { FastifyInstance } from 'fastify';
+import { registerProjectsRoutes } from './projects.js';
 import type { RouteDeps } from './route-deps.js';
 import { registerServerRoutes } from './server.js';
 import { registerBackendsRoutes } from './backends.js';
 import { registerSecretsRoutes } from './secrets.js';
+import { registerUsersRoutes } from './users.js';
 
 // How to add a route module: create `src/routes/<area>.ts` exporting
 // `register<Area>Routes(app: FastifyInstance, deps: RouteDeps): void`, and add one import and
@@ -15,6 +17,8 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
   registerServerRoutes(app, deps);
   registerSecretsRoutes(app, deps);
   registerBackendsRoutes(app, deps);
+  registerUsersRoutes(app, deps);
+  registerProjectsRoutes(app, deps);
 }
 
 export type { RouteDeps } from './route-deps.js';
