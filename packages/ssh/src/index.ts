@@ -5,3 +5,5 @@ export { SshHostError } from './ssh-host-error.js';
 export type { SshHostErrorReason } from './ssh-host-error.js';
 export { runnerScript, runnerScriptSha256 } from './runner-script.js';
 export { authorizedKeyTag } from './authorized-keys.js';
+export { createInstanceKeyResolver } from './instance-key-resolver.js';
+export type { InstanceKeyResolverOptions } from './instance-key-resolver.js';
