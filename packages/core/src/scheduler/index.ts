@@ -1,1 +1,5 @@
-export {};
+export * from './start-scheduler.js';
+export * from './scheduler-options.js';
+export { startPipeline, dueByStatus } from './pipeline.js';
+export type { Claimed, PipelineDefinition, PipelineHandle, PipelineOptions } from './pipeline.js';
+export { reasonOfAgentState } from './job-running.js';

@@ -1,0 +1,60 @@
+import type { FleetSpec } from '../domain/fleet.js';
+import { fleetNodes, isSshFleet } from '../services/fleet-records.js';
+import { createMinInstances } from '../services/fleets.js';
+import type { Claimed, PipelineDefinition } from './pipeline.js';
+import { dueByStatus } from './pipeline.js';
+import type { SchedulerRuntime } from './runtime.js';
+
+type FleetItem = Claimed<'fleets'>;
+
+/**
+ * A terminating fleet is removed once its instances are gone; an active cloud fleet gets
+ * new instances whenever it drops below `nodes.min`.
+ */
+async function processFleet(rt: SchedulerRuntime, item: FleetItem): Promise<void> {
+  const { ctx } = rt;
+  const fleet = item.row;
+  const instances = await ctx.store.find('instances', { where: { fleetId: fleet.id } });
+  const live = instances.filter((i) => !i.deleted && i.status !== 'terminated');
+
+  if (fleet.status === 'terminating') {
+    if (live.length === 0) {
+      const now = ctx.now();
+
+      if (await item.commit({ status: 'terminated', deleted: true, deletedAt: now })) {
+        ctx.logger.info({ fleetName: fleet.name }, 'fleet deleted');
+      }
+    }
+
+    return;
+  }
+
+  const spec = fleet.spec as FleetSpec;
+  const nodes = fleetNodes(spec);
+
+  if (isSshFleet(spec) || nodes === null || nodes.min === 0) {
+    return;
+  }
+
+  await ctx.store.withLock(`fleet_instances_${fleet.id}`, () =>
+    ctx.store.transaction(async (tx) => {
+      if (await item.commit({}, tx)) {
+        await createMinInstances(tx, fleet, spec, instances, ctx.now());
+      }
+    }),
+  );
+  ctx.hint?.('instances');
+}
+
+/** The pipeline of non-deleted fleets. */
+export function fleetPipeline(rt: SchedulerRuntime): PipelineDefinition<'fleets'> {
+  return {
+    name: 'FleetPipeline',
+    table: 'fleets',
+    due: (now) => ({
+      ...dueByStatus(now, [[['active', 'terminating'], rt.options.intervals.fleets]]),
+      deleted: false,
+    }),
+    process: (item) => processFleet(rt, item),
+  };
+}

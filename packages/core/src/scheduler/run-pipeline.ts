@@ -1,0 +1,250 @@
+import type { JobSpec } from '../domain/job.js';
+import { isJobFinished } from '../domain/job.js';
+import type { RunSpec } from '../domain/run.js';
+import { latestSubmissions } from '../domain/run.js';
+import type { JobRecord, RunRecord } from '../records.js';
+import { runProfileParams } from '../services/jobs.js';
+import {
+  jobReasonForRunReason,
+  resubmissionDelayMillis,
+  retryEventForReason,
+  runStatusForReason,
+} from '../services/run-status.js';
+import { newJobRecord } from '../services/runs.js';
+import type { Claimed, PipelineDefinition } from './pipeline.js';
+import { dueByStatus } from './pipeline.js';
+import type { SchedulerRuntime } from './runtime.js';
+
+type RunItem = Claimed<'runs'>;
+
+/** Whether a finished job may be retried, and whether its retry window is still open. */
+function retryVerdict(
+  job: JobRecord,
+  history: readonly JobRecord[],
+  run: RunRecord,
+  now: number,
+): 'retry' | 'not-retryable' | 'limit-exceeded' {
+  const retry = (job.jobSpec as JobSpec).retry;
+  const event = retryEventForReason(job.terminationReason);
+
+  if (retry === null || event === null || !retry.on_events.includes(event)) {
+    return 'not-retryable';
+  }
+
+  return now - retryWindowStart(job, history, run) > retry.duration * 1000
+    ? 'limit-exceeded'
+    : 'retry';
+}
+
+/**
+ * When a job's retry window opened: the run's submission for a job that never got capacity,
+ * otherwise the first submission of the job, so repeated failures cannot retry forever.
+ */
+function retryWindowStart(job: JobRecord, history: readonly JobRecord[], run: RunRecord): number {
+  const same = history.filter((h) => h.replicaNum === job.replicaNum && h.jobNum === job.jobNum);
+  const provisioned = same.filter((h) => h.provisioningData !== null);
+
+  if (provisioned.length === 0) {
+    return run.submittedAt;
+  }
+
+  return Math.min(...same.map((h) => h.submittedAt));
+}
+
+async function resubmit(
+  rt: SchedulerRuntime,
+  run: RunRecord,
+  jobs: readonly JobRecord[],
+  tx: Parameters<RunItem['commit']>[1],
+): Promise<void> {
+  const now = rt.ctx.now();
+  const access = tx ?? rt.ctx.store;
+
+  await access.insert(
+    'jobs',
+    jobs.map((job) => newJobRecord(run, job.jobSpec as JobSpec, job.submissionNum + 1, now)),
+  );
+}
+
+/** TERMINATING: stop every unfinished job, then settle on the final status. */
+async function processTerminatingRun(
+  rt: SchedulerRuntime,
+  item: RunItem,
+  latest: readonly JobRecord[],
+): Promise<void> {
+  const { ctx } = rt;
+  const run = item.row;
+  const jobReason = jobReasonForRunReason(run.terminationReason);
+  const unfinished = latest.filter((job) => !isJobFinished(job.status));
+
+  if (unfinished.length === 0) {
+    const status = runStatusForReason(run.terminationReason);
+
+    if (await item.commit({ status, statusMessage: status })) {
+      ctx.logger.info({ runName: run.runName, status }, 'run finished');
+    }
+
+    return;
+  }
+
+  for (const job of unfinished) {
+    if (job.status !== 'terminating') {
+      await ctx.store.update(
+        'jobs',
+        { id: job.id, status: job.status },
+        { status: 'terminating', terminationReason: jobReason, lockOwner: null },
+      );
+    } else if (jobReason === 'aborted_by_user' && job.terminationReason !== 'aborted_by_user' &&
+      job.gracefulTerminationAttempts !== -1) {
+      // An abort during a graceful stop kills at once.
+      await ctx.store.update(
+        'jobs',
+        { id: job.id, status: 'terminating' },
+        { terminationReason: jobReason, removeAt: null, gracefulTerminationAttempts: null },
+      );
+    }
+  }
+
+  ctx.hint?.('jobs');
+}
+
+/** PENDING: resubmit every job once the back-off has passed, unless the window closes first. */
+async function processPendingRun(
+  rt: SchedulerRuntime,
+  item: RunItem,
+  jobs: readonly JobRecord[],
+  latest: readonly JobRecord[],
+): Promise<void> {
+  const now = rt.ctx.now();
+  const run = item.row;
+  const lastFinished = Math.max(run.submittedAt, ...latest.map((job) => job.finishedAt ?? 0));
+  const dueAt = lastFinished + resubmissionDelayMillis(run.resubmissionAttempt);
+  const closed = latest.some((job) => retryVerdict(job, jobs, run, dueAt) === 'limit-exceeded');
+
+  if (closed) {
+    await item.commit({ status: 'terminating', terminationReason: 'retry_limit_exceeded' });
+    rt.ctx.hint?.('runs');
+    return;
+  }
+
+  if (now < dueAt) {
+    return;
+  }
+
+  await rt.ctx.store.transaction(async (tx) => {
+    if (await item.commit({ status: 'submitted', statusMessage: 'submitted', fleetId: null }, tx)) {
+      await resubmit(rt, { ...run, fleetId: null }, latest, tx);
+    }
+  });
+  rt.ctx.hint?.('jobs');
+}
+
+/** An active run: its status follows from the latest submission of each job. */
+async function processActiveRun(
+  rt: SchedulerRuntime,
+  item: RunItem,
+  jobs: readonly JobRecord[],
+  latest: readonly JobRecord[],
+): Promise<void> {
+  const { ctx } = rt;
+  const run = item.row;
+  const now = ctx.now();
+  const failed = latest.filter((job) => isJobFinished(job.status) && job.status !== 'done');
+  const toRetry: JobRecord[] = [];
+
+  for (const job of failed) {
+    const verdict = retryVerdict(job, jobs, run, now);
+
+    if (verdict === 'not-retryable') {
+      await item.commit({ status: 'terminating', terminationReason: 'job_failed' });
+      ctx.hint?.('runs');
+      return;
+    }
+
+    if (verdict === 'limit-exceeded') {
+      await item.commit({ status: 'terminating', terminationReason: 'retry_limit_exceeded' });
+      ctx.hint?.('runs');
+      return;
+    }
+
+    toRetry.push(job);
+  }
+
+  const stopCriteria = runProfileParams(run.runSpec as RunSpec).stop_criteria;
+  const master = latest.find((job) => job.jobNum === 0);
+
+  if (stopCriteria === 'master-done' && master?.status === 'done') {
+    await item.commit({ status: 'terminating', terminationReason: 'all_jobs_done' });
+    ctx.hint?.('runs');
+    return;
+  }
+
+  const active = latest.filter((job) => !isJobFinished(job.status));
+
+  if (latest.length > 0 && latest.every((job) => job.status === 'done')) {
+    await item.commit({ status: 'terminating', terminationReason: 'all_jobs_done' });
+    ctx.hint?.('runs');
+    return;
+  }
+
+  if (toRetry.length > 0 && active.length === 0) {
+    await item.commit({
+      status: 'pending',
+      statusMessage: 'pending',
+      resubmissionAttempt: run.resubmissionAttempt + 1,
+    });
+    return;
+  }
+
+  if (toRetry.length > 0) {
+    await ctx.store.transaction(async (tx) => {
+      if (await item.commit({}, tx)) {
+        await resubmit(rt, run, toRetry, tx);
+      }
+    });
+    ctx.hint?.('jobs');
+    return;
+  }
+
+  let status = run.status;
+
+  if (active.some((job) => job.status === 'running')) {
+    status = 'running';
+  } else if (active.some((job) => job.status === 'provisioning' || job.status === 'pulling')) {
+    status = 'provisioning';
+  } else if (active.some((job) => job.status === 'submitted')) {
+    status = 'submitted';
+  }
+
+  await item.commit(status === run.status ? {} : { status, statusMessage: status });
+}
+
+async function processRun(rt: SchedulerRuntime, item: RunItem): Promise<void> {
+  const run = item.row;
+  const jobs = await rt.ctx.store.find('jobs', { where: { runId: run.id } });
+  const latest = latestSubmissions(jobs);
+
+  if (run.status === 'terminating') {
+    await processTerminatingRun(rt, item, latest);
+  } else if (run.status === 'pending') {
+    await processPendingRun(rt, item, jobs, latest);
+  } else {
+    await processActiveRun(rt, item, jobs, latest);
+  }
+}
+
+/** The pipeline of unfinished runs. */
+export function runPipeline(rt: SchedulerRuntime): PipelineDefinition<'runs'> {
+  const { intervals } = rt.options;
+
+  return {
+    name: 'RunPipeline',
+    table: 'runs',
+    due: (now) =>
+      dueByStatus(now, [
+        [['submitted', 'terminating'], intervals.runsTerminating],
+        [['pending', 'provisioning', 'running'], intervals.runsActive],
+      ]),
+    process: (item) => processRun(rt, item),
+  };
+}

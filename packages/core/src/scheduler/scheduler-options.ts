@@ -1,0 +1,72 @@
+/** How often each kind of row is looked at again, in milliseconds. */
+export interface SchedulerIntervals {
+  jobsSubmitted: number;
+  jobsProvisioning: number;
+  jobsRunning: number;
+  jobsTerminating: number;
+  runsActive: number;
+  runsTerminating: number;
+  instancesPending: number;
+  instancesActive: number;
+  fleets: number;
+}
+
+/** Tunables of the scheduler; tests pass short ones. */
+export interface SchedulerOptions {
+  /** Written to `lockOwner` with the pipeline name, so replicas can be told apart. */
+  replicaId: string;
+  intervals: SchedulerIntervals;
+  workersPerPipeline: number;
+  leaseMillis: number;
+  maxIdleMillis: number;
+  /** How long a stopped job gets between SIGTERM and SIGKILL. */
+  stopGraceMillis: number;
+  /** A job whose agent is not up after this long fails (`waiting_runner_limit_exceeded`). */
+  provisioningTimeoutMillis: number;
+  /** A running job whose agent cannot be reached for this long fails (`instance_unreachable`). */
+  unreachableMillis: number;
+  /** An SSH host that cannot be provisioned for this long is given up on. */
+  hostProvisioningTimeoutMillis: number;
+  /** Offers tried per job before it fails with no capacity. */
+  maxOffersTried: number;
+  /** Agent pulls per job per pass, so a chatty job cannot hold a worker for long. */
+  maxPullsPerPass: number;
+}
+
+/** The defaults: fast on an idle machine, gentle when many rows are active. */
+export const defaultSchedulerOptions: SchedulerOptions = {
+  replicaId: 'main',
+  intervals: {
+    jobsSubmitted: 1000,
+    jobsProvisioning: 500,
+    jobsRunning: 1000,
+    jobsTerminating: 500,
+    runsActive: 1000,
+    runsTerminating: 500,
+    instancesPending: 2000,
+    instancesActive: 5000,
+    fleets: 5000,
+  },
+  workersPerPipeline: 20,
+  leaseMillis: 30_000,
+  maxIdleMillis: 1000,
+  stopGraceMillis: 10_000,
+  provisioningTimeoutMillis: 10 * 60_000,
+  unreachableMillis: 2 * 60_000,
+  hostProvisioningTimeoutMillis: 10 * 60_000,
+  maxOffersTried: 25,
+  maxPullsPerPass: 20,
+};
+
+/** Options with every missing field taken from the defaults. */
+export function resolveSchedulerOptions(
+  options: Partial<Omit<SchedulerOptions, 'intervals'>> & {
+    intervals?: Partial<SchedulerIntervals>;
+  } = {},
+): SchedulerOptions {
+  return {
+    ...defaultSchedulerOptions,
+    ...options,
+    intervals: { ...defaultSchedulerOptions.intervals, ...options.intervals },
+  };
+}

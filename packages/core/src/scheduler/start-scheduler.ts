@@ -1,0 +1,76 @@
+import type { CoreContext } from '../context.js';
+import type { LeasedTableName } from '../records.js';
+import { createAgentCache } from './agents.js';
+import { fleetPipeline } from './fleet-pipeline.js';
+import { instancePipeline } from './instance-pipeline.js';
+import { jobRunningPipeline } from './job-running.js';
+import { jobSubmittedPipeline } from './job-submitted.js';
+import { jobTerminatingPipeline } from './job-terminating.js';
+import type { PipelineHandle } from './pipeline.js';
+import { startPipeline } from './pipeline.js';
+import { runPipeline } from './run-pipeline.js';
+import type { SchedulerIntervals, SchedulerOptions } from './scheduler-options.js';
+import { resolveSchedulerOptions } from './scheduler-options.js';
+import type { SchedulerRuntime } from './runtime.js';
+
+/** Options of `startScheduler`; every field has a default. */
+export type StartSchedulerOptions = Partial<Omit<SchedulerOptions, 'intervals'>> & {
+  intervals?: Partial<SchedulerIntervals>;
+};
+
+/** A running scheduler. */
+export interface Scheduler {
+  /** Wakes the pipelines of a table at once (what `ctx.hint` calls). */
+  hint(table: string): void;
+  /** Stops every pipeline and waits for the rows in hand. Running jobs keep running. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the background pipelines (jobs, runs, instances, fleets) over the context's store.
+ * It sets `ctx.hint` so API writes wake the pipelines, and restores it on stop.
+ */
+export function startScheduler(ctx: CoreContext, options: StartSchedulerOptions = {}): Scheduler {
+  const resolved = resolveSchedulerOptions(options);
+  const agents = createAgentCache(ctx);
+  const rt: SchedulerRuntime = { ctx, options: resolved, agents };
+  const deps = { store: ctx.store, logger: ctx.logger, now: ctx.now };
+  const pipelineOptions = {
+    workers: resolved.workersPerPipeline,
+    leaseMillis: resolved.leaseMillis,
+    maxIdleMillis: resolved.maxIdleMillis,
+  };
+  const byTable = new Map<string, PipelineHandle[]>();
+  const add = (table: LeasedTableName, handle: PipelineHandle): void => {
+    byTable.set(table, [...(byTable.get(table) ?? []), handle]);
+  };
+
+  const previousHint = ctx.hint;
+  const hint = (table: string): void => {
+    for (const handle of byTable.get(table) ?? []) {
+      handle.wake();
+    }
+  };
+
+  ctx.hint = hint;
+  add('jobs', startPipeline(deps, jobSubmittedPipeline(rt), pipelineOptions));
+  add('jobs', startPipeline(deps, jobRunningPipeline(rt), pipelineOptions));
+  add('jobs', startPipeline(deps, jobTerminatingPipeline(rt), pipelineOptions));
+  add('runs', startPipeline(deps, runPipeline(rt), pipelineOptions));
+  add('instances', startPipeline(deps, instancePipeline(rt), pipelineOptions));
+  add('fleets', startPipeline(deps, fleetPipeline(rt), pipelineOptions));
+  ctx.logger.info({ replicaId: resolved.replicaId }, 'scheduler started');
+
+  return {
+    hint,
+    async stop() {
+      if (ctx.hint === hint) {
+        ctx.hint = previousHint;
+      }
+
+      await Promise.all([...byTable.values()].flat().map((handle) => handle.stop()));
+      await agents.closeAll();
+      ctx.logger.info({}, 'scheduler stopped');
+    },
+  };
+}
