@@ -4,6 +4,7 @@ import type {
   ParsedRunSpec,
   Profile,
   ProfileParams,
+  RetryEvent,
   RunConfiguration,
 } from '../domain/configurations.js';
 import type { GpuSpec, Requirements, ResourcesSpec } from '../domain/resources.js';
@@ -15,6 +16,37 @@ type GpuVendor = NonNullable<GpuSpec['vendor']>;
 
 /** The repo a run without one gets: the virtual repo `none`. */
 export const VIRTUAL_REPO_ID = 'none';
+
+/** How long a run keeps being retried when its retry policy names no duration. */
+export const DEFAULT_RETRY_DURATION_SECONDS = 3600;
+
+const ALL_RETRY_EVENTS: RetryEvent[] = ['no-capacity', 'interruption', 'error'];
+
+/** The retry policy a job gets from a (merged) profile, with the defaults resolved. */
+export interface RetryPolicy {
+  on_events: RetryEvent[];
+  duration: number;
+}
+
+/**
+ * Resolves `retry`: `true` retries on every event for an hour, an object fills the events and
+ * duration it leaves out the same way, and `false` or null means no retry.
+ */
+export function retryPolicy(profile: Pick<ProfileParams, 'retry'>): RetryPolicy | null {
+  const retry = profile.retry;
+  if (retry === null || retry === false) {
+    return null;
+  }
+
+  if (retry === true) {
+    return { on_events: [...ALL_RETRY_EVENTS], duration: DEFAULT_RETRY_DURATION_SECONDS };
+  }
+
+  return {
+    on_events: retry.on_events ?? [...ALL_RETRY_EVENTS],
+    duration: retry.duration ?? DEFAULT_RETRY_DURATION_SECONDS,
+  };
+}
 
 interface ImageSource {
   image: string | null;
@@ -150,6 +182,11 @@ function checkImageForAccelerators(slots: ResourceSlot[]): void {
  * `ssh_key_pub` is left to the caller, which knows the user's key.
  */
 export function effectiveRunSpec(spec: ParsedRunSpec): ParsedRunSpec {
+  const retry = mergedProfile(spec).retry;
+  if (typeof retry === 'object' && retry !== null && (retry.duration ?? 0) < 0) {
+    throw new ServerClientError('retry.duration cannot be negative');
+  }
+
   const effective = structuredClone(spec);
   effective.repo_id ??= VIRTUAL_REPO_ID;
   effective.repo_data ??= { repo_type: 'virtual' };

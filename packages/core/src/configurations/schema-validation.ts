@@ -42,7 +42,7 @@ function isWithin(path: string[], prefix: string[]): boolean {
 
 function describeTypes(types: string[]): string {
   const names = [...new Set(types.flatMap((type) => type.split(',')))].map((type) =>
-    type === 'null' ? 'null' : `${type === 'integer' || type === 'object' ? 'an' : 'a'} ${type}`,
+    type === 'null' ? 'null' : `${/^[aeiou]/.test(type) ? 'an' : 'a'} ${type}`,
   );
 
   return `must be ${names.join(' or ')}`;
