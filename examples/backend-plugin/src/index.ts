@@ -1,0 +1,3 @@
+export * from './sandbox-backend-provider.js';
+export { createSandboxAgent } from './sandbox-agent.js';
+export type { SandboxAgentOptions, SandboxJobs } from './sandbox-agent.js';
