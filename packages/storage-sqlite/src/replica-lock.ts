@@ -1,6 +1,6 @@
-import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 
 /** A held replica lock; `release` removes the lock file if it is still this process's. */
 export interface ReplicaLock {
@@ -92,6 +92,8 @@ export function acquireReplicaLock(databasePath: string): ReplicaLock {
   if (heldInThisProcess.has(lockPath)) {
     throw new ReplicaLockError(lockPath, process.pid, 'this process already opened the state');
   }
+
+  mkdirSync(dirname(lockPath), { recursive: true });
 
   const content = JSON.stringify({
     pid: process.pid,
