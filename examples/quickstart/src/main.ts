@@ -40,10 +40,15 @@ async function main(argv: string[]): Promise<number> {
   const temporary = serverDir === null;
   const dir = serverDir ?? await mkdtemp(join(tmpdir(), 'dstack-quickstart-'));
 
+  // Ctrl-C stops the run rather than leaving its processes behind.
+  const aborter = new AbortController();
+  process.once('SIGINT', () => aborter.abort());
+
   try {
     const { exitCode } = await runQuickstart({
       configPath,
       serverDir: dir,
+      signal: aborter.signal,
       out: (text) => process.stdout.write(text),
       info: (text) => process.stderr.write(`${text}\n`),
     });

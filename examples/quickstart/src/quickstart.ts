@@ -11,6 +11,8 @@ export interface QuickstartOptions {
   out: (text: string) => void;
   /** Where progress lines go. */
   info: (text: string) => void;
+  /** Aborting stops the run (as `dstack stop --abort`); its last logs are still printed. */
+  signal?: AbortSignal;
 }
 
 export interface QuickstartResult {
@@ -36,6 +38,13 @@ export async function runQuickstart(options: QuickstartOptions): Promise<Quickst
 
     const runName = applied.run.run_spec.run_name ?? '';
     options.info(`run ${runName} submitted`);
+    const stop = (): void => {
+      options.info(`stopping run ${runName}`);
+      client.stopRuns([runName], { abort: true }).catch((error: unknown) => {
+        options.info(`could not stop ${runName}: ${String(error)}`);
+      });
+    };
+    options.signal?.addEventListener('abort', stop, { once: true });
 
     for await (const line of client.logs(runName, { intervalMillis: 500 })) {
       options.out(line.message);

@@ -47,13 +47,15 @@ const runningState: AgentJobState = {
 
 // Server variables that may hold credentials stay out of jobs that run on the same host.
 const privateEnvName = /^DSTACK_|TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|ACCESS_KEY|^AWS_|^GOOGLE_/i;
+// Variables that describe the server process itself, not the job.
+const processEnvNames = new Set(['PWD', 'OLDPWD', 'NODE_OPTIONS', 'NODE_CHANNEL_FD', 'INIT_CWD']);
 
 /** The environment a local job starts from: the server's, minus anything that may be secret. */
 export function baseJobEnv(source: NodeJS.ProcessEnv = process.env): Record<string, string> {
   const env: Record<string, string> = {};
 
   for (const [name, value] of Object.entries(source)) {
-    if (value !== undefined && !privateEnvName.test(name)) {
+    if (value !== undefined && !privateEnvName.test(name) && !processEnvNames.has(name)) {
       env[name] = value;
     }
   }

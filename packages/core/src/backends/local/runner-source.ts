@@ -37,6 +37,8 @@ let finished = false;
 let terminationReason = null;
 let terminationMessage = null;
 
+// TODO: a burst of N lines puts timestamps up to N ms ahead of the clock; matters only for
+// end_time filters on the newest lines of very chatty jobs.
 function nextTimestamp() {
   const now = Date.now();
   lastTimestamp = now > lastTimestamp ? now : lastTimestamp + 1;
