@@ -1,5 +1,5 @@
 import type { JobProvisioningData, Logger, ProvisionedHost, RemoteHost } from '@dstack/core';
-import { addAuthorizedKey, removeAuthorizedKey } from './authorized-keys.js';
+import { addAuthorizedKey, keyIdentity, removeAuthorizedKey } from './authorized-keys.js';
 import {
   cpuArch,
   hostProbeScript,
@@ -182,6 +182,10 @@ export async function provisionHost(
   const proxy = proxyEndpoint(host);
   const label = endpointLabel(userEndpoint(host), proxy);
   const log = context.logger.child({ host: label });
+
+  if (keyIdentity(host.projectPublicKey) === null || host.projectPrivateKey === '') {
+    throw new SshHostError(label, 'bad_key', 'the project has no usable SSH key pair');
+  }
 
   return withDeadline(label, timeoutMillis, async (remaining, track) => {
     const connectTimeoutMillis = (): number => Math.min(context.connectTimeoutMillis, remaining());

@@ -200,6 +200,14 @@ function wrapClient(client: Client, label: string): SshConnection {
     await acquire();
     try {
       return await execOnce(client, label, command, options);
+    } catch (error) {
+      // A command that hangs usually means a connection that died silently: start afresh.
+      if (error instanceof SshHostError && error.reason === 'timeout') {
+        closed = true;
+        client.end();
+      }
+
+      throw error;
     } finally {
       release();
     }

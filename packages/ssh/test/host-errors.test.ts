@@ -152,6 +152,17 @@ describe('a host that cannot be used', () => {
     );
   });
 
+  it('refuses a project without an SSH key pair before connecting', async () => {
+    const host = started.find((item) => item.address === '127.0.0.8') as SshdHost;
+    const remote = remoteHostFor(host, userKey, projectKey, { projectPublicKey: '' });
+
+    const { error } = await failure(remote);
+
+    expect(error.message).toBe(
+      `root@127.0.0.8:${host.port}: the project has no usable SSH key pair`,
+    );
+  });
+
   it('reports a private key that cannot be parsed', async () => {
     const host = started.find((item) => item.address === '127.0.0.8') as SshdHost;
     const remote = remoteHostFor(host, userKey, projectKey, {

@@ -266,6 +266,32 @@ describe('the agent', () => {
   });
 });
 
+describe('a host that restarted under a job', () => {
+  it('reports the job as failed once its supervisor is gone', async () => {
+    const agent = provider.agent(data[1]);
+    const job = agentJob(['echo up', 'sleep 60']);
+    await agent.submit(job);
+    await pullUntil(agent, job.jobSubmissionId, (p) => text(p.jobLogs).includes('up'));
+    const dir = join(hosts[1].home, '.dstack-agent', 'jobs', job.jobSubmissionId);
+    const state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as {
+      pgid: number;
+      supervisor_pid: number;
+    };
+
+    process.kill(state.supervisor_pid, 'SIGKILL');
+    process.kill(-state.pgid, 'SIGKILL');
+    const result = await untilFinished(agent, job.jobSubmissionId, { timeoutMillis: 5000 });
+
+    expect(result.state).toEqual({
+      status: 'failed',
+      exitStatus: null,
+      terminationReason: 'executor_error',
+      message: 'the job supervisor is gone (host restarted or killed)',
+    });
+    expect(text(result.jobLogs)).toBe('up\n');
+  });
+});
+
 describe('releaseHost', () => {
   it('ends running jobs and leaves authorized_keys and the home as before', async () => {
     const agent = provider.agent(data[0]);
