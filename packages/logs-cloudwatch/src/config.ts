@@ -8,7 +8,12 @@ import type {
   PutLogEventsCommand,
   PutLogEventsCommandOutput,
 } from '@aws-sdk/client-cloudwatch-logs';
-import type { BatchingLogWriterOptions, LogBatchLimits, Logger, RetryOptions } from '@dstack/core';
+import type {
+  BackoffOptions,
+  BatchingLogWriterOptions,
+  LogBatchLimits,
+  Logger,
+} from '@dstack/core';
 
 const minuteMillis = 60_000;
 const hourMillis = 60 * minuteMillis;
@@ -45,7 +50,7 @@ export interface CloudWatchLogStoreOptions {
     BatchingLogWriterOptions,
     'flushIntervalMillis' | 'maxQueuedEvents' | 'maxQueuedBytes' | 'shutdownTimeoutMillis'
   >;
-  retry?: RetryOptions;
+  retry?: BackoffOptions;
   /** Tries of a read or the start-up check, throttling and 5xx included. Defaults to 4. */
   maxReadAttempts?: number;
 }

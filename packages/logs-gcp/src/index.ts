@@ -1,1 +1,3 @@
-export {};
+export * from './config.js';
+export * from './gcp-log-store.js';
+export * from './gcp-logging-client.js';

@@ -1,5 +1,5 @@
 /** How a failed remote call is retried: exponential delays with random jitter. */
-export interface RetryOptions {
+export interface BackoffOptions {
   /** Delay before the first retry. */
   initialDelayMillis?: number;
   /** No delay grows past this. */
@@ -10,10 +10,10 @@ export interface RetryOptions {
 }
 
 /** Retry options with every default filled in. */
-export type RetryPolicy = Required<RetryOptions>;
+export type BackoffPolicy = Required<BackoffOptions>;
 
 /** Defaults in the spirit of the AWS and Google SDKs' own backoff. */
-export const defaultRetryPolicy: RetryPolicy = {
+export const defaultBackoffPolicy: BackoffPolicy = {
   initialDelayMillis: 200,
   maxDelayMillis: 10_000,
   multiplier: 2,
@@ -21,14 +21,14 @@ export const defaultRetryPolicy: RetryPolicy = {
 };
 
 /** Fills a policy's missing fields with the defaults. */
-export function resolveRetryPolicy(options: RetryOptions = {}): RetryPolicy {
-  return { ...defaultRetryPolicy, ...options };
+export function resolveBackoffPolicy(options: BackoffOptions = {}): BackoffPolicy {
+  return { ...defaultBackoffPolicy, ...options };
 }
 
 /** The delay before retry number `attempt` (1 for the first retry). */
 export function backoffDelayMillis(
   attempt: number,
-  policy: RetryPolicy,
+  policy: BackoffPolicy,
   random: () => number = Math.random,
 ): number {
   const exponential = policy.initialDelayMillis * policy.multiplier ** Math.max(0, attempt - 1);
@@ -38,7 +38,7 @@ export function backoffDelayMillis(
 }
 
 /** Options of retryWithBackoff: which errors may pass with another try, and how many tries. */
-export interface RetryCallOptions extends RetryOptions {
+export interface RetryCallOptions extends BackoffOptions {
   /** Total tries, the first one included. */
   maxAttempts: number;
   isRetryable(error: unknown): boolean;
@@ -54,7 +54,7 @@ export async function retryWithBackoff<T>(
   call: () => Promise<T>,
   options: RetryCallOptions,
 ): Promise<T> {
-  const policy = resolveRetryPolicy(options);
+  const policy = resolveBackoffPolicy(options);
 
   for (let attempt = 1; ; attempt += 1) {
     try {

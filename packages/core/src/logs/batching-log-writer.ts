@@ -1,6 +1,6 @@
 import type { LogEvent, LogStream } from '../ports/log-store.js';
 import { silentLogger, type Logger } from '../ports/logger.js';
-import { backoffDelayMillis, resolveRetryPolicy, type RetryOptions } from './backoff.js';
+import { backoffDelayMillis, resolveBackoffPolicy, type BackoffOptions } from './backoff.js';
 import { logStreamKey } from './log-stream-names.js';
 import { splitUtf8, utf8Length } from './utf8-chunks.js';
 
@@ -67,7 +67,7 @@ export interface BatchingLogWriterOptions {
   maxQueuedBytes?: number;
   /** Sends in flight at once, each for a different stream. Defaults to 4. */
   maxConcurrentSends?: number;
-  retry?: RetryOptions;
+  retry?: BackoffOptions;
   /** How long close() keeps trying before it drops what is left. Defaults to 10 s. */
   shutdownTimeoutMillis?: number;
   logger?: Logger;
@@ -128,7 +128,7 @@ export function createBatchingLogWriter(options: BatchingLogWriterOptions): Batc
   const maxQueuedBytes = options.maxQueuedBytes ?? 64 * 1024 * 1024;
   const maxConcurrentSends = options.maxConcurrentSends ?? 4;
   const shutdownTimeoutMillis = options.shutdownTimeoutMillis ?? 10_000;
-  const retryPolicy = resolveRetryPolicy(options.retry);
+  const retryPolicy = resolveBackoffPolicy(options.retry);
 
   const queues = new Map<string, StreamQueue>();
   const counters: LogWriterMetrics = {

@@ -1,7 +1,7 @@
 import {
   backoffDelayMillis,
   createBatchingLogWriter,
-  resolveRetryPolicy,
+  resolveBackoffPolicy,
   retryWithBackoff,
   splitUtf8,
   type BatchingLogWriterOptions,
@@ -377,7 +377,7 @@ describe('batching log writer', () => {
 
 describe('backoff', () => {
   it('grows exponentially up to the cap, with jitter taking off at most its fraction', () => {
-    const policy = resolveRetryPolicy({ initialDelayMillis: 100, maxDelayMillis: 1_000 });
+    const policy = resolveBackoffPolicy({ initialDelayMillis: 100, maxDelayMillis: 1_000 });
 
     expect([1, 2, 3, 4, 5].map((a) => backoffDelayMillis(a, policy, () => 0))).toEqual([
       100, 200, 400, 800, 1_000,
