@@ -289,6 +289,40 @@ describe('local backend jobs', () => {
     });
   });
 
+  it('stops a job asked to stop before its runner started it', async () => {
+    const spec = job(['echo should-not-run', 'sleep 30']);
+    await agent.submit(spec);
+    await agent.stop(spec.jobSubmissionId, { force: false });
+
+    const { jobLogs, last } = await drain(agent, spec.jobSubmissionId);
+
+    expect(last.state?.status).toBe('terminated');
+    expect(jobLogs.map((event) => event.message).join('')).not.toContain('sleep');
+  });
+
+  it('ends the jobs of an instance when the instance is terminated', async () => {
+    const requirements = contractRequirements(1);
+    const [offer] = await provider.getOffers({ ...settings, requirements });
+    const other = await provider.createInstance({
+      ...settings, offer, instanceName: 'local-1', instanceId: randomUUID(),
+    });
+    const otherAgent = provider.agent(other);
+    const doomed = job(['echo doomed', 'sleep 30']);
+    const survivor = job(['echo survivor', 'sleep 2', 'echo still here']);
+    await otherAgent.submit(doomed);
+    await agent.submit(survivor);
+    await untilMessage(otherAgent, doomed.jobSubmissionId, 'doomed\n');
+    await untilMessage(agent, survivor.jobSubmissionId, 'survivor\n');
+
+    await provider.terminateInstance({ ...settings, provisioningData: other });
+
+    expect((await drain(otherAgent, doomed.jobSubmissionId)).last.state?.status)
+      .toBe('terminated');
+    const kept = await drain(agent, survivor.jobSubmissionId);
+    expect(kept.last.state?.status).toBe('done');
+    expect(kept.jobLogs.map((event) => event.message)).toContain('still here\n');
+  });
+
   it('captures long output whole and in order: bursts, long lines, no newline, bad UTF-8',
     async () => {
       const spec = job([
