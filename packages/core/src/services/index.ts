@@ -15,3 +15,6 @@ export * from './fleet-records.js';
 export * from './fleets.js';
 export * from './runs.js';
 export * from './run-spec.js';
+export * from './runs-visibility.js';
+export * from './runs-logs.js';
+export * from './instances.js';

@@ -5,6 +5,10 @@ import { registerServerRoutes } from './server.js';
 import { registerBackendsRoutes } from './backends.js';
 import { registerSecretsRoutes } from './secrets.js';
 import { registerUsersRoutes } from './users.js';
+import { registerRunsRoutes } from './runs.js';
+import { registerFleetsRoutes } from './fleets.js';
+import { registerInstancesRoutes } from './instances.js';
+import { registerLogsRoutes } from './logs.js';
 
 // How to add a route module: create `src/routes/<area>.ts` exporting
 // `register<Area>Routes(app: FastifyInstance, deps: RouteDeps): void`, and add one import and
@@ -19,6 +23,10 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
   registerBackendsRoutes(app, deps);
   registerUsersRoutes(app, deps);
   registerProjectsRoutes(app, deps);
+  registerRunsRoutes(app, deps);
+  registerFleetsRoutes(app, deps);
+  registerInstancesRoutes(app, deps);
+  registerLogsRoutes(app, deps);
 }
 
 export type { RouteDeps } from './route-deps.js';

@@ -1,0 +1,198 @@
+import type { FastifyInstance } from 'fastify';
+import {
+  applyFleetPlan,
+  canManageSshFleets,
+  deleteFleetInstances,
+  deleteFleets,
+  ForbiddenError,
+  getFleet,
+  getFleetPlan,
+  isSshFleet,
+  listFleets,
+  listProjectFleets,
+  parseFleetSpec,
+  parseWireTime,
+  visibleProjects,
+} from '@dstack/core';
+import type { CoreContext, Fleet, FleetSpec } from '@dstack/core';
+import { parseBody, requireProject, requireUser } from '../http/index.js';
+import type { ProjectScope } from '../http/index.js';
+import type { RouteDeps } from './route-deps.js';
+
+const listSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    project_name: { type: ['string', 'null'], default: null },
+    only_active: { type: 'boolean', default: false },
+    include_imported: { type: 'boolean', default: false },
+    prev_created_at: { type: ['string', 'null'], format: 'date-time', default: null },
+    prev_id: { type: ['string', 'null'], format: 'uuid', default: null },
+    limit: { type: 'integer', minimum: 0, maximum: 100, default: 100 },
+    ascending: { type: 'boolean', default: false },
+  },
+};
+
+const projectListSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { include_imported: { type: 'boolean', default: false } },
+};
+
+const getSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    name: { type: ['string', 'null'], default: null },
+    id: { type: ['string', 'null'], format: 'uuid', default: null },
+  },
+};
+
+const planSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['spec'],
+  properties: { spec: { type: 'object' } },
+};
+
+const applySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['plan', 'force'],
+  properties: {
+    plan: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['spec'],
+      properties: {
+        spec: { type: 'object' },
+        current_resource: { type: ['object', 'null'], default: null },
+      },
+    },
+    force: { type: 'boolean' },
+  },
+};
+
+const deleteSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['names'],
+  properties: { names: { type: 'array', items: { type: 'string' } } },
+};
+
+const deleteInstancesSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'instance_nums'],
+  properties: {
+    name: { type: 'string' },
+    instance_nums: { type: 'array', items: { type: 'integer' } },
+  },
+};
+
+function checkSshPermission(ctx: CoreContext, scope: ProjectScope, spec: FleetSpec): void {
+  const role = scope.member?.projectRole ?? null;
+
+  if (isSshFleet(spec) && !canManageSshFleets(scope.user, role, ctx.settings.defaultPermissions)) {
+    throw new ForbiddenError();
+  }
+}
+
+async function checkSshDelete(ctx: CoreContext, scope: ProjectScope, names: string[]) {
+  for (const name of names) {
+    const fleet = await ctx.store.findOne('fleets', {
+      where: { projectId: scope.project.id, name, deleted: false },
+    });
+
+    if (fleet !== undefined) {
+      checkSshPermission(ctx, scope, fleet.spec as FleetSpec);
+    }
+  }
+}
+
+/** Fleets: plan, apply, list (global and per project), get, delete, delete instances. */
+export function registerFleetsRoutes(app: FastifyInstance, deps: RouteDeps): void {
+  const { ctx } = deps;
+
+  app.post('/api/fleets/list', async (request) => {
+    const user = await requireUser(request);
+    const body = parseBody<{
+      project_name: string | null;
+      only_active: boolean;
+      prev_created_at: string | null;
+      prev_id: string | null;
+      limit: number;
+      ascending: boolean;
+    }>(request, listSchema);
+    const projects = await visibleProjects(ctx, user, body.project_name);
+
+    return listFleets(ctx, {
+      projectIds: projects.map((project) => project.id),
+      onlyActive: body.only_active,
+      prevCreatedAt: body.prev_created_at === null ? null : parseWireTime(body.prev_created_at),
+      prevId: body.prev_id?.toLowerCase() ?? null,
+      limit: body.limit,
+      ascending: body.ascending,
+    });
+  });
+
+  app.post('/api/project/:project_name/fleets/list', async (request) => {
+    const { project } = await requireProject(request, 'member');
+    parseBody(request, projectListSchema, { optional: true });
+
+    return listProjectFleets(ctx, project);
+  });
+
+  app.post('/api/project/:project_name/fleets/get', async (request) => {
+    const { project } = await requireProject(request, 'member');
+    const body = parseBody<{ name: string | null; id: string | null }>(request, getSchema);
+
+    return getFleet(ctx, project, { name: body.name, id: body.id?.toLowerCase() ?? null });
+  });
+
+  app.post('/api/project/:project_name/fleets/get_plan', async (request) => {
+    const scope = await requireProject(request, 'member');
+    const body = parseBody<{ spec: unknown }>(request, planSchema);
+    const spec = parseFleetSpec(body.spec) as unknown as FleetSpec;
+
+    checkSshPermission(ctx, scope, spec);
+    return getFleetPlan(ctx, scope, spec);
+  });
+
+  app.post('/api/project/:project_name/fleets/apply', async (request) => {
+    const scope = await requireProject(request, 'member');
+    const body = parseBody<{
+      plan: { spec: unknown; current_resource: Fleet | null };
+      force: boolean;
+    }>(request, applySchema);
+    const spec = parseFleetSpec(body.plan.spec) as unknown as FleetSpec;
+
+    checkSshPermission(ctx, scope, spec);
+    return applyFleetPlan(ctx, scope, {
+      spec,
+      currentResource: body.plan.current_resource,
+      force: body.force,
+    });
+  });
+
+  app.post('/api/project/:project_name/fleets/delete', async (request) => {
+    const scope = await requireProject(request, 'member');
+    const body = parseBody<{ names: string[] }>(request, deleteSchema);
+
+    await checkSshDelete(ctx, scope, body.names);
+    await deleteFleets(ctx, scope.project, body.names);
+    return null;
+  });
+
+  app.post('/api/project/:project_name/fleets/delete_instances', async (request) => {
+    const scope = await requireProject(request, 'member');
+    const body = parseBody<{ name: string; instance_nums: number[] }>(
+      request,
+      deleteInstancesSchema,
+    );
+
+    await checkSshDelete(ctx, scope, [body.name]);
+    await deleteFleetInstances(ctx, scope.project, body.name, body.instance_nums);
+    return null;
+  });
+}
