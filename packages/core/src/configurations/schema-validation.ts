@@ -83,9 +83,10 @@ function schemaError(errors: ErrorObject[], base: FieldPath) {
     return configurationError(base, 'invalid value');
   }
 
-  const chosen = candidates.reduce((best, next) =>
-    next.path.length > best.path.length ? next : best,
-  );
+  // A bound or pattern error means the value had the branch's type, so it beats a const miss.
+  const rank = ({ error, path }: (typeof candidates)[number]) =>
+    path.length * 2 + (error.keyword === 'const' || error.keyword === 'enum' ? 0 : 1);
+  const chosen = candidates.reduce((best, next) => (rank(next) > rank(best) ? next : best));
   const spot = chosen.path.join('/');
   const sameSpot = candidates
     .filter(({ error, path }) => error.keyword === 'type' && path.join('/') === spot)
