@@ -105,40 +105,73 @@ function reasonOf(error: unknown, password: string): string {
   return typeof code === 'string' && !reason.includes(code) ? `${reason} (${code})` : reason;
 }
 
-async function openPostgres(options: OpenStateStoreOptions, databaseUrl: string) {
-  const connectionString = databaseUrl.replace(/^postgresql\+asyncpg:/i, 'postgresql:');
+/** Options of `connectPostgres`. */
+export interface ConnectPostgresOptions {
+  /** A `postgresql+asyncpg://`, `postgresql://` or `postgres://` URL. */
+  databaseUrl: string;
+  /** The most connections the pool opens. */
+  max: number;
+  logger?: Logger;
+}
+
+/** An open, checked Postgres pool and where it points (`host:port/database`). */
+export interface PostgresConnection {
+  pool: ReturnType<typeof openPostgresPool>;
+  target: string;
+  /** Turns a driver error into one line without the password. */
+  describeError(error: unknown): string;
+}
+
+/**
+ * Opens a pool on a Postgres URL and checks that it connects. A failure throws an Error
+ * whose message is one line naming host, port and database, never the password.
+ */
+export async function connectPostgres(
+  options: ConnectPostgresOptions,
+): Promise<PostgresConnection> {
+  const connectionString = options.databaseUrl.replace(/^postgresql\+asyncpg:/i, 'postgresql:');
   let url: URL;
 
   try {
     url = new URL(connectionString);
   } catch {
-    throw new Error('DSTACK_DATABASE_URL is not a valid URL');
+    throw new Error('the database URL is not a valid URL');
   }
 
   const target = describeTarget(url);
   const password = decodeURIComponent(url.password);
-  const log = options.logger ?? silentLogger;
-  const pool = openPostgresPool({
-    connectionString,
-    max: postgresPoolMax(options.poolSize, options.maxOverflow),
-    logger: log,
-  });
+  const pool = openPostgresPool({ connectionString, max: options.max, logger: options.logger });
+  const describeError = (error: unknown): string => reasonOf(error, password);
 
   try {
     await pool.query('select 1');
   } catch (error) {
     await pool.end();
-    throw new Error(`cannot connect to Postgres at ${target}: ${reasonOf(error, password)}`, {
+    throw new Error(`cannot connect to Postgres at ${target}: ${describeError(error)}`, {
       cause: error,
     });
   }
+
+  return { pool, target, describeError };
+}
+
+async function openPostgres(
+  options: OpenStateStoreOptions,
+  databaseUrl: string,
+): Promise<StateStore> {
+  const log = options.logger ?? silentLogger;
+  const { pool, target, describeError } = await connectPostgres({
+    databaseUrl,
+    max: postgresPoolMax(options.poolSize, options.maxOverflow),
+    logger: log,
+  });
 
   try {
     const applied = await migratePostgres(pool, { logger: log });
     log.info({ database: target, applied: applied.length }, 'postgres state ready');
   } catch (error) {
     await pool.end();
-    throw new Error(`migrating Postgres at ${target} failed: ${reasonOf(error, password)}`, {
+    throw new Error(`migrating Postgres at ${target} failed: ${describeError(error)}`, {
       cause: error,
     });
   }
