@@ -1,3 +1,4 @@
+import { startBackgroundProcessing } from '@dstack/core';
 import type { CoreContext, UserRecord } from '@dstack/core';
 import type { FastifyInstance } from 'fastify';
 import type { ServerConfig } from './config/server-config.js';
@@ -27,4 +28,12 @@ export interface StartupHook {
  * yours here: the config.yml backend sync, then the background scheduler (it should honour
  * `DSTACK_SERVER_BACKGROUND_PROCESSING_DISABLED` itself).
  */
-export const builtinStartupHooks: StartupHook[] = [];
+export const builtinStartupHooks: StartupHook[] = [
+  {
+    name: 'scheduler',
+    run: ({ ctx }) => {
+      const disabled = process.env.DSTACK_SERVER_BACKGROUND_PROCESSING_DISABLED ?? '';
+      return startBackgroundProcessing(ctx, { disabled: ['1', 'true'].includes(disabled) });
+    },
+  },
+];

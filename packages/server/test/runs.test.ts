@@ -2,14 +2,18 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ensureDefaultFleet, newId, startScheduler } from '@dstack/core';
 import type { Scheduler } from '@dstack/core';
 import type { DstackServer } from '../src/index.js';
-import { createFakeBackend } from '../../core/test/scheduler/jobs-fake-provider.js';
-import type { FakeBackend } from '../../core/test/scheduler/jobs-fake-provider.js';
-import { fastIntervals } from '../../core/test/scheduler/jobs-harness.js';
+import { createFakeBackend } from '@dstack/core/testing';
+import type { FakeBackend } from '@dstack/core/testing';
 import { addUser, createTestServer, post } from './helpers.js';
 
 let server: DstackServer;
 let backend: FakeBackend;
 let scheduler: Scheduler;
+
+const fastIntervals = {
+  jobsSubmitted: 20, jobsProvisioning: 20, jobsRunning: 20, jobsTerminating: 20, runsActive: 20,
+  runsTerminating: 20, instancesPending: 20, instancesActive: 20, fleets: 20,
+};
 
 const task = (name: string | null, commands: string[], extra: object = {}) => ({
   run_spec: {

@@ -3,3 +3,4 @@ export * from './scheduler-options.js';
 export { startPipeline, dueByStatus } from './pipeline.js';
 export type { Claimed, PipelineDefinition, PipelineHandle, PipelineOptions } from './pipeline.js';
 export { reasonOfAgentState } from './job-running.js';
+export * from './background-processing.js';

@@ -22,9 +22,8 @@ import type {
   StartSchedulerOptions,
   UserRecord,
 } from '@dstack/core';
-import { contractRequirements } from '@dstack/core/testing';
-import type { FakeBackend } from './jobs-fake-provider.js';
-import { createFakeBackend } from './jobs-fake-provider.js';
+import { contractRequirements, createFakeBackend } from '@dstack/core/testing';
+import type { FakeBackend } from '@dstack/core/testing';
 
 /** A memory-backed context with the fake backend configured in one project. */
 export interface Harness {

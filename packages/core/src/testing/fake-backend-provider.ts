@@ -1,14 +1,12 @@
+import type { InstanceOffer, JobProvisioningData, Requirements } from '../domain/resources.js';
 import type {
   AgentJob,
   AgentJobState,
   AgentPull,
   BackendProvider,
   InstanceAgent,
-  InstanceOffer,
-  JobProvisioningData,
-  LogEvent,
-  Requirements,
-} from '@dstack/core';
+} from '../ports/backend-provider.js';
+import type { LogEvent } from '../ports/log-store.js';
 
 /** A job as the fake agent keeps it. */
 export interface FakeJob {
@@ -66,7 +64,10 @@ function fits(offer: InstanceOffer, requirements: Requirements): boolean {
     (gpu.min === null || gpu.min === 0);
 }
 
-/** Creates a fake backend with two offers (2 and 4 CPUs); the cheaper comes first. */
+/**
+ * Creates a fake backend of type `fake` with two offers (2 and 4 CPUs, the cheaper first),
+ * for scheduler tests and benchmarks that need a backend without processes.
+ */
 export function createFakeBackend(): FakeBackend {
   const backend: FakeBackend = {
     jobs: new Map(),
