@@ -35,6 +35,16 @@ export function showValue(value: unknown): string {
   }
 }
 
+/** Sets an own property even for keys like `__proto__`, which plain assignment would not. */
+export function setOwn(target: object, key: string, value: unknown): void {
+  Object.defineProperty(target, key, {
+    value,
+    enumerable: true,
+    writable: true,
+    configurable: true,
+  });
+}
+
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -2,6 +2,7 @@ import type { Env } from '../domain/configurations.js';
 import {
   configurationError,
   isPlainObject,
+  setOwn,
   showValue,
   type FieldPath,
 } from './configuration-error.js';
@@ -33,7 +34,7 @@ export function parseEnv(value: unknown, path: FieldPath): Env {
         throw configurationError([...path, index], `duplicate environment variable: ${item}`);
       }
 
-      env[key] = separator === -1 ? { key } : item.slice(separator + 1);
+      setOwn(env, key, separator === -1 ? { key } : item.slice(separator + 1));
     });
 
     return env;
@@ -45,11 +46,11 @@ export function parseEnv(value: unknown, path: FieldPath): Env {
 
   for (const [key, item] of Object.entries(value)) {
     if (typeof item === 'string') {
-      env[key] = item;
+      setOwn(env, key, item);
     } else if (typeof item === 'number' && Number.isFinite(item)) {
-      env[key] = String(item);
+      setOwn(env, key, String(item));
     } else if (isPlainObject(item) && typeof item.key === 'string' && isSentinel(item)) {
-      env[key] = { key: item.key };
+      setOwn(env, key, { key: item.key });
     } else {
       throw configurationError([...path, key], `must be a string, got ${showValue(item)}`);
     }

@@ -6,7 +6,12 @@ import type {
   Schedule,
   UtilizationPolicy,
 } from '../domain/configurations.js';
-import { configurationError, isPlainObject, type FieldPath } from './configuration-error.js';
+import {
+  configurationError,
+  isPlainObject,
+  setOwn,
+  type FieldPath,
+} from './configuration-error.js';
 import { validateCron } from './cron.js';
 import { parseDuration, parseIdleDuration, parseOffDuration } from './duration.js';
 import { parseEntityReference, parseInstanceSelector } from './references.js';
@@ -92,7 +97,7 @@ export function parseTags(value: unknown, path: FieldPath): Record<string, strin
       );
     }
 
-    tags[key] = tag;
+    setOwn(tags, key, tag);
   }
 
   return tags;

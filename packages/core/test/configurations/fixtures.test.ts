@@ -337,3 +337,32 @@ describe('fleet configuration fixtures', () => {
     expect(spec.configuration.ssh_config?.hosts).toHaveLength(2);
   });
 });
+
+describe('stored specs parse back to themselves', () => {
+  const runFixtures = [
+    'task-hello',
+    'task-http',
+    'service-http',
+    'task-multinode',
+    'task-image',
+    'task-gpu',
+    'task-retry',
+    'task-secret',
+    'dev-environment',
+  ];
+
+  it.each(runFixtures)('%s', (name) => {
+    const stored = JSON.parse(
+      JSON.stringify(effectiveRunSpec(parseRunSpec({ configuration: fixture(name) }))),
+    );
+    expect(effectiveRunSpec(parseRunSpec(stored))).toEqual(stored);
+  });
+
+  it('fleet-local', () => {
+    const stored = JSON.parse(
+      JSON.stringify(parseFleetSpec({ configuration: fixture('fleet-local'), profile: {} })),
+    );
+    expect(stored.configuration.nodes).toEqual({ min: 0, max: 2 });
+    expect(parseFleetSpec(stored)).toEqual(stored);
+  });
+});

@@ -162,6 +162,16 @@ describe('env', () => {
     });
   });
 
+  it('keeps a variable named __proto__ as its own key', () => {
+    const fromMap = parseEnv(JSON.parse('{"__proto__": {"key": "__proto__"}, "A": "1"}'), ['env']);
+    expect(Object.keys(fromMap)).toEqual(['__proto__', 'A']);
+    expect(Object.getPrototypeOf(fromMap)).toBe(Object.prototype);
+    expect(structuredClone(fromMap)).toEqual(fromMap);
+    const fromList = parseEnv(['__proto__=x'], ['env']);
+    expect(Object.getOwnPropertyDescriptor(fromList, '__proto__')?.value).toBe('x');
+    expect(Object.getPrototypeOf(fromList)).toBe(Object.prototype);
+  });
+
   it('rejects duplicates and bad names', () => {
     const duplicate = failure(() => parseEnv(['A=1', 'A=2'], ['configuration', 'env']));
     expect(duplicate.message).toBe('configuration.env.1: duplicate environment variable: A=2');
