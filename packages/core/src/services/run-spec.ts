@@ -9,7 +9,12 @@ import type { UserRecord } from '../records.js';
  * configuration, and the user's own public key when the spec carries none.
  */
 export function normalizeRunSpec(input: unknown, user: UserRecord): RunSpec {
-  const spec = effectiveRunSpec(parseRunSpec(input)) as unknown as RunSpec;
+  const parsed = effectiveRunSpec(parseRunSpec(input)) as unknown as RunSpec;
+  const configName = parsed.configuration.name;
+  // The CLI copies `name` into `run_name`; other clients may send only the configuration.
+  const spec: RunSpec = parsed.run_name === null && typeof configName === 'string'
+    ? { ...parsed, run_name: configName }
+    : parsed;
 
   if (spec.ssh_key_pub === null || spec.ssh_key_pub === undefined || spec.ssh_key_pub === '') {
     if (user.sshPublicKey === null) {
