@@ -13,6 +13,8 @@ export interface FakeCloudWatchOptions {
   throttleEvery?: number;
   /** Answer one request in N with ServiceUnavailableException (503). */
   failEvery?: number;
+  /** Answer every request with AccessDeniedException, as for a role without permission. */
+  denyAll?: boolean;
   /**
    * A GetLogEvents call looks at most this much time past its cursor, so that a sparse
    * stream gives empty pages with a moved token, as the real service does.
@@ -192,6 +194,13 @@ export async function startFakeCloudWatchLogs(
 
       if (handler === undefined) {
         throw new AwsError('UnknownOperationException', `Unknown operation ${target}`);
+      }
+
+      if (options.denyAll) {
+        throw new AwsError(
+          'AccessDeniedException',
+          `User is not authorized to perform: logs:${operation}`,
+        );
       }
 
       if (options.throttleEvery && requestCount % options.throttleEvery === 0) {

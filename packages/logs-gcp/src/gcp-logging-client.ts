@@ -1,5 +1,5 @@
 import { v2 } from '@google-cloud/logging';
-import { OAuth2Client } from 'google-auth-library';
+import { GoogleAuth, OAuth2Client, type AuthClient } from 'google-auth-library';
 import type { GcpLoggingClient } from './config.js';
 
 export interface GcpLoggingClientOptions {
@@ -12,26 +12,39 @@ export interface GcpLoggingClientOptions {
 }
 
 /**
- * Builds the Cloud Logging client the server composition hands to createGcpLogStore. It
- * uses the REST transport of google-gax and Application Default Credentials.
+ * Builds the Cloud Logging client the server composition hands to createGcpLogStore: the
+ * REST transport of google-gax, with Application Default Credentials loaded here, so that
+ * missing or broken credentials fail this call with the library's reason.
  */
-export function createGcpLoggingClient(options: GcpLoggingClientOptions): GcpLoggingClient {
-  if (options.endpoint === undefined) {
-    return new v2.LoggingServiceV2Client({ projectId: options.projectId, fallback: true });
-  }
+export async function createGcpLoggingClient(
+  options: GcpLoggingClientOptions,
+): Promise<GcpLoggingClient> {
+  const url = options.endpoint === undefined ? null : new URL(options.endpoint);
+  const insecure = url?.protocol === 'http:';
+  // Loaded up front: when the client loads them itself, a failure also surfaces as an
+  // unhandled rejection inside the library, which would end the process.
+  const authClient: AuthClient = insecure
+    ? placeholderAuth()
+    : await new GoogleAuth({
+        projectId: options.projectId,
+        scopes: v2.LoggingServiceV2Client.scopes,
+      }).getClient();
 
-  const url = new URL(options.endpoint);
-  const insecure = url.protocol === 'http:';
-  const port = Number(url.port || (insecure ? 80 : 443));
-  const authClient = insecure ? placeholderAuth() : undefined;
+  if (url === null) {
+    return new v2.LoggingServiceV2Client({
+      projectId: options.projectId,
+      fallback: true,
+      authClient,
+    });
+  }
 
   return new v2.LoggingServiceV2Client({
     projectId: options.projectId,
     apiEndpoint: url.hostname,
-    port,
+    port: Number(url.port || (insecure ? 80 : 443)),
     protocol: insecure ? 'http' : 'https',
     fallback: true,
-    ...(authClient === undefined ? {} : { authClient }),
+    authClient,
   });
 }
 

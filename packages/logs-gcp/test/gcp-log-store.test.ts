@@ -13,9 +13,9 @@ const projectId = 'dstack-test-project';
 const fastRetry = { initialDelayMillis: 5, maxDelayMillis: 40 };
 const hour = 3_600_000;
 
-function open(fake: FakeGcpLogging, project = projectId): Promise<BufferedLogStore> {
+async function open(fake: FakeGcpLogging, project = projectId): Promise<BufferedLogStore> {
   return createGcpLogStore({
-    logging: createGcpLoggingClient({ projectId: project, endpoint: fake.url }),
+    logging: await createGcpLoggingClient({ projectId: project, endpoint: fake.url }),
     projectId: project,
     retry: fastRetry,
     maxReadAttempts: 6,
