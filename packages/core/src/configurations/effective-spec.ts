@@ -244,11 +244,16 @@ export function mergedFleetProfile(fleetSpec: ParsedFleetSpec): Profile {
 export interface RequirementsOptions {
   /** The node group (task) or replica group (service) whose resources apply. */
   groupName?: string;
+  /**
+   * The CPU arch a job on the default image needs when the configuration sets none. The
+   * original's default image is x86 only; the local backend runs no image, so the default
+   * here is null (any arch), which keeps ARM laptops working.
+   */
+  defaultImageCpuArch?: 'x86' | 'arm' | null;
 }
 
 /**
- * What a job of this run needs from an instance: its resources (x86 on the default image),
- * the price cap, spot from `spot_policy` (spot true, on-demand false, auto null; runs default
+ * What a job of this run needs from an instance: its resources, the price cap, spot from `spot_policy` (spot true, on-demand false, auto null; runs default
  * to on-demand), the reservation and whether the job is one of several nodes. Pass the
  * effective spec, so the GPU vendor is already inferred.
  */
@@ -279,9 +284,9 @@ export function requirementsFromRunSpec(
   }
 
   const needed = structuredClone(resources);
-  // The default image is x86 only; a custom image's arch would come from its registry.
+  // TODO: a custom image's arch comes from its registry in the original; matters on ARM hosts.
   if (needed.cpu.arch === null && image === null) {
-    needed.cpu.arch = 'x86';
+    needed.cpu.arch = options.defaultImageCpuArch ?? null;
   }
 
   const policy = spotPolicy ?? 'on-demand';

@@ -249,13 +249,13 @@ describe('requirementsFromRunSpec', () => {
       effectiveRunSpec(parseRunSpec({ configuration: { ...hello, ...configuration }, profile })),
     );
 
-  it('defaults to on-demand and x86 on the default image', () => {
+  it('defaults to on-demand and any CPU arch', () => {
     const needed = requirements({});
     expect(needed.spot).toBe(false);
     expect(needed.max_price).toBeNull();
     expect(needed.reservation).toBeNull();
     expect(needed.multinode).toBe(false);
-    expect(needed.resources.cpu).toEqual({ arch: 'x86', count: { min: 2, max: null } });
+    expect(needed.resources.cpu).toEqual({ arch: null, count: { min: 2, max: null } });
     expect(needed.resources.gpu.vendor).toBe('nvidia');
   });
 
@@ -265,6 +265,11 @@ describe('requirementsFromRunSpec', () => {
     expect(requirements({}, { spot_policy: 'spot' }).spot).toBe(true);
     expect(requirements({ spot_policy: 'on-demand' }, { spot_policy: 'spot' }).spot).toBe(false);
     expect(requirements({ image: 'ubuntu' }).resources.cpu.arch).toBeNull();
+    const spec = effectiveRunSpec(parseRunSpec({ configuration: hello }));
+    const onX86 = requirementsFromRunSpec(spec, { defaultImageCpuArch: 'x86' });
+    expect(onX86.resources.cpu.arch).toBe('x86');
+    expect(requirements({ resources: { cpu: 'arm:2' }, image: 'arm64v8/ubuntu' }).resources.cpu)
+      .toEqual({ arch: 'arm', count: { min: 2, max: 2 } });
     expect(requirements({ max_price: 1.5, reservation: 'r-1' })).toMatchObject({
       max_price: 1.5,
       reservation: 'r-1',
