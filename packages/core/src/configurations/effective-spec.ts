@@ -253,9 +253,10 @@ export interface RequirementsOptions {
 }
 
 /**
- * What a job of this run needs from an instance: its resources, the price cap, spot from `spot_policy` (spot true, on-demand false, auto null; runs default
- * to on-demand), the reservation and whether the job is one of several nodes. Pass the
- * effective spec, so the GPU vendor is already inferred.
+ * What a job of this run needs from an instance: its resources, the price cap, spot from
+ * `spot_policy` (spot true, on-demand false, auto null; runs default to on-demand), the
+ * reservation and whether the job is one of several nodes. Pass the effective spec, so the
+ * GPU vendor is already inferred.
  */
 export function requirementsFromRunSpec(
   spec: ParsedRunSpec,
