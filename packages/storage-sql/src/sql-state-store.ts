@@ -1,4 +1,6 @@
-import { DuplicateKeyError, guardStateStore, tableColumns } from '@dstack/core';
+import { createMutex, DuplicateKeyError, guardStateStore, tableColumns } from '@dstack/core';
+import type { Mutex } from '@dstack/core';
+import { sql } from 'kysely';
 import type {
   ClaimRequest,
   FindOptions,
@@ -75,7 +77,43 @@ function applyPage(query: AnySelect, options: FindOptions<Row>): AnySelect {
   return paged;
 }
 
-function createAccess(db: AnyKysely, dialect: SqlDialect): StateAccess {
+/** The writes of one transaction, one at a time, each in a savepoint of its own. */
+interface Savepoints {
+  mutex: Mutex;
+  count: number;
+}
+
+/**
+ * Inside a transaction a failed write undoes only itself, as in the in-memory store: the
+ * caller may catch a DuplicateKeyError and go on (Postgres would otherwise abort the whole
+ * transaction, and a batched insert would keep its first batches).
+ */
+function writeAtomically<R>(
+  db: AnyKysely,
+  savepoints: Savepoints | undefined,
+  write: () => Promise<R>,
+): Promise<R> {
+  if (!savepoints) {
+    return write();
+  }
+
+  return savepoints.mutex.run(async () => {
+    savepoints.count += 1;
+    const name = sql.id(`state_write_${savepoints.count}`);
+    await sql`savepoint ${name}`.execute(db);
+
+    try {
+      const result = await write();
+      await sql`release savepoint ${name}`.execute(db);
+      return result;
+    } catch (error) {
+      await sql`rollback to savepoint ${name}`.execute(db).catch(() => undefined);
+      throw error;
+    }
+  });
+}
+
+function createAccess(db: AnyKysely, dialect: SqlDialect, savepoints?: Savepoints): StateAccess {
   const select = (table: TableName, options: FindOptions<Row> = {}): AnySelect => {
     const filtered = db
       .selectFrom(table)
@@ -125,8 +163,8 @@ function createAccess(db: AnyKysely, dialect: SqlDialect): StateAccess {
       }
 
       try {
-        if (rows.length <= size || db.isTransaction) {
-          await write(db);
+        if (rows.length <= size || savepoints) {
+          await writeAtomically(db, savepoints, () => write(db));
         } else {
           await db.transaction().execute(write);
         }
@@ -143,11 +181,13 @@ function createAccess(db: AnyKysely, dialect: SqlDialect): StateAccess {
       }
 
       try {
-        const result = await db
-          .updateTable(table)
-          .set(changes)
-          .where((eb) => buildWhere(eb, dialect, table, where))
-          .executeTakeFirst();
+        const result = await writeAtomically(db, savepoints, () =>
+          db
+            .updateTable(table)
+            .set(changes)
+            .where((eb) => buildWhere(eb, dialect, table, where))
+            .executeTakeFirst(),
+        );
         return Number(result.numUpdatedRows);
       } catch (error) {
         throw toDuplicateKey(dialect, table, error);
@@ -175,7 +215,9 @@ export function createSqlStateStore(options: SqlStateStoreOptions): StateStore {
   const access = createAccess(db, dialect);
 
   const transaction = <R>(work: (tx: StateAccess) => Promise<R>): Promise<R> =>
-    db.transaction().execute((trx) => work(createAccess(trx, dialect)));
+    db
+      .transaction()
+      .execute((trx) => work(createAccess(trx, dialect, { mutex: createMutex(), count: 0 })));
 
   const claim = async (table: LeasedTableName, request: ClaimRequest<LeasedTableName>) => {
     if (request.limit <= 0) {

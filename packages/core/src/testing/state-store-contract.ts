@@ -631,6 +631,46 @@ export function runStateStoreContract(name: string, open: () => Promise<StateSto
 
         expect(await store.find('users')).toEqual([user]);
       });
+      it('lets a transaction go on after a duplicate key it caught', async () => {
+        const user = userRow({ name: 'taken' });
+        await store.insert('users', user);
+        const other = userRow({ name: 'free' });
+
+        await store.transaction(async (tx) => {
+          await tx.insert('users', userRow({ name: 'before' }));
+          await expect(
+            tx.insert('users', [userRow({ name: 'fine' }), userRow({ name: 'taken' })]),
+          ).rejects.toBeInstanceOf(DuplicateKeyError);
+          await expect(
+            tx.update('users', { name: 'before' }, { name: 'taken' }),
+          ).rejects.toBeInstanceOf(DuplicateKeyError);
+          await tx.insert('users', other);
+        });
+
+        const names = (await store.find('users', { orderBy: [['name', 'asc']] })).map(
+          (row) => row.name,
+        );
+        expect(names).toEqual(['before', 'free', 'taken']);
+      });
+
+      it('keeps concurrent writes of one transaction apart when one of them fails', async () => {
+        await store.insert('projects', projectRow({ name: 'taken' }));
+
+        await store.transaction(async (tx) => {
+          const results = await Promise.allSettled([
+            tx.insert('projects', projectRow({ name: 'a' })),
+            tx.insert('projects', projectRow({ name: 'taken' })),
+            tx.insert('projects', projectRow({ name: 'b' })),
+          ]);
+          expect(results.map((result) => result.status)).toEqual([
+            'fulfilled',
+            'rejected',
+            'fulfilled',
+          ]);
+        });
+
+        expect(await store.count('projects')).toBe(3);
+      });
     });
 
     describe('claims', () => {
