@@ -1,7 +1,8 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts', 'src/cli.ts'],
+  // Subcommands are separate entries: the bin loads them on demand.
+  entry: ['src/index.ts', 'src/cli.ts', 'src/commands/*.ts'],
   format: ['esm'],
   dts: true,
   clean: true,

@@ -108,20 +108,11 @@ export async function createServer(options: ServerOptions): Promise<DstackServer
   const config = options.config ?? null;
 
   const admin = await ctx.store.withLock('server_init', async () => {
-    const { user, created } = await getOrCreateAdminUser(ctx, options.adminToken);
-
-    if (created) {
-      logger.info({ username: user.name }, 'admin user created');
-    }
-
+    const { user } = await getOrCreateAdminUser(ctx, options.adminToken);
     const names = [defaultProjectName, ...(config?.projects ?? []).map((project) => project.name)];
 
     for (const name of new Set(names)) {
-      const { created: projectCreated } = await getOrCreateProject(ctx, user, name);
-
-      if (projectCreated) {
-        logger.info({ projectName: name }, 'project created');
-      }
+      await getOrCreateProject(ctx, user, name);
     }
 
     return user;

@@ -201,7 +201,9 @@ export async function getOrCreateProject(
       return { project: again, created: false };
     }
 
-    return { project: await insertProject(ctx, tx, owner, { projectName }, keys), created: true };
+    const project = await insertProject(ctx, tx, owner, { projectName }, keys);
+    ctx.logger.info({ projectName, owner: owner.name }, 'project created');
+    return { project, created: true };
   });
 }
 

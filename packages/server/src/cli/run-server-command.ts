@@ -1,0 +1,165 @@
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { createCipher, createLocalBackendProvider } from '@dstack/core';
+import type { Logger, LogStore, StateStore } from '@dstack/core';
+import {
+  loadServerConfig,
+  ServerConfigError,
+  writeDefaultServerConfig,
+} from '../config/server-config.js';
+import type { ServerConfig } from '../config/server-config.js';
+import { createServer } from '../create-server.js';
+import { serverVersion } from '../version.js';
+import { CommandLineError, readServerCommandSettings, usage } from './environment.js';
+import { openLogStore } from '../compose/log-store.js';
+import { openStateStore, readStateStoreEnv } from '../compose/state-store.js';
+
+/** A start that cannot go on; the message says why and the process exits with `exitCode`. */
+export class StartError extends Error {
+  override readonly name = 'StartError';
+
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+async function readConfig(path: string, disabled: boolean): Promise<ServerConfig | null> {
+  if (disabled) {
+    return null;
+  }
+
+  try {
+    return await loadServerConfig(path);
+  } catch (error) {
+    if (error instanceof ServerConfigError) {
+      throw new StartError(`${error.message}\nThe server did not start; nothing was written.`);
+    }
+
+    throw error;
+  }
+}
+
+function buildCipher(config: ServerConfig | null, logger: Logger) {
+  try {
+    return createCipher(config?.encryption?.keys ?? [], { logger });
+  } catch (error) {
+    throw new StartError(`Invalid encryption keys: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * `dstack-server`: reads flags, environment and config.yml, opens the stores, starts the
+ * server, prints the admin token and URL, and closes everything on SIGINT or SIGTERM.
+ */
+export async function runServerCommand(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<void> {
+  let settings;
+
+  try {
+    settings = readServerCommandSettings(argv, env);
+  } catch (error) {
+    if (error instanceof CommandLineError) {
+      throw new StartError(error.message, 2);
+    }
+
+    throw error;
+  }
+
+  if (settings === 'help') {
+    process.stdout.write(usage);
+    return;
+  }
+
+  const logger = pino({ level: settings.logLevel, base: undefined }) as unknown as Logger;
+  const configPath = join(settings.serverDir, 'config.yml');
+  let config = await readConfig(configPath, settings.configDisabled);
+  const cipher = buildCipher(config, logger);
+  let store: StateStore | undefined;
+  let logStore: LogStore | undefined;
+
+  try {
+    store = await openStateStore({
+      serverDir: settings.serverDir,
+      ...readStateStoreEnv(env),
+      logger,
+    });
+    logStore = await openLogStore({ env, serverDir: settings.serverDir, logger });
+
+    if (!settings.configDisabled && config === null) {
+      logger.info('Initializing the default configuration...');
+      config = await writeDefaultServerConfig(configPath);
+      logger.info(`Initialized the default configuration at ${configPath}`);
+    } else if (config !== null) {
+      logger.info(`Applying ${configPath}...`);
+    }
+  } catch (error) {
+    await store?.close();
+    throw new StartError((error as Error).message);
+  }
+
+  let server;
+
+  try {
+    server = await createServer({
+      store,
+      logStore,
+      cipher,
+      providers: [createLocalBackendProvider({ serverDir: settings.serverDir, logger })],
+      logger,
+      settings: { serverDir: settings.serverDir, userProjectQuota: settings.userProjectQuota },
+      ...(settings.adminToken === undefined ? {} : { adminToken: settings.adminToken }),
+      config,
+    });
+  } catch (error) {
+    await logStore.close?.();
+    await store.close();
+    throw error;
+  }
+
+  let url: string;
+
+  try {
+    url = await server.listen({ host: settings.host, port: settings.port });
+  } catch (error) {
+    await server.close();
+    await store.close();
+    const reason = (error as Error).message;
+    throw new StartError(`Cannot listen on ${settings.host}:${settings.port}: ${reason}`);
+  }
+
+  // Printed rather than logged: the token must reach the operator, and logs never hold one.
+  process.stdout.write(`The admin token is ${server.adminToken}\n`);
+  process.stdout.write(`The dstack server ${serverVersion} is running at ${url}\n`);
+
+  await new Promise<void>((resolveStop) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        return;
+      }
+
+      stopping = true;
+      logger.info({ signal }, 'stopping the server');
+      void (async () => {
+        try {
+          await server.close();
+          await logStore?.close?.();
+          await store?.close();
+        } catch (error) {
+          logger.error({ err: error }, 'the server did not close cleanly');
+          process.exitCode = 1;
+        }
+
+        resolveStop();
+      })();
+    };
+
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}
