@@ -354,6 +354,18 @@ describe('local backend jobs', () => {
       }
     }, 90_000);
 
+  it('hands out a partial line after a short delay while the job still runs', async () => {
+    const spec = job(["printf 'waiting> '", 'sleep 2', 'echo done']);
+    await agent.submit(spec);
+
+    const seen = await untilMessage(agent, spec.jobSubmissionId, 'waiting> ');
+    const state = await agent.pull(spec.jobSubmissionId, seen.cursor);
+
+    expect(state.state?.status).toBe('running');
+    const rest = await drain(agent, spec.jobSubmissionId, seen.cursor);
+    expect(rest.jobLogs.map((event) => event.message)).toEqual(['done\n']);
+  });
+
   it('bounds a pull to the page size, then continues from any cursor', async () => {
     const spec = job(['seq 1 2500']);
     await agent.submit(spec);
