@@ -1,0 +1,107 @@
+/**
+ * The scheduler's side of bad hosts: one host with nothing listening and one that refuses
+ * the key end as instances whose message names the host and the cause, in bounded time.
+ */
+import {
+  applyFleetPlan,
+  createCipher,
+  createMemoryLogStore,
+  createMemoryStateStore,
+  defaultPermissions,
+  getOrCreateAdminUser,
+  getOrCreateProject,
+  silentLogger,
+  startScheduler,
+} from '@dstack/core';
+import type { CoreContext, FleetSpec, Scheduler } from '@dstack/core';
+import { afterAll, expect, it } from 'vitest';
+import { createSshBackendProvider } from '../src/index.js';
+import type { SshBackendProvider } from '../src/index.js';
+import { freePort, generateKeyPair, startSshd } from './sshd-harness.js';
+import type { SshdHost } from './sshd-harness.js';
+
+let ctx: CoreContext | undefined;
+let provider: SshBackendProvider | undefined;
+let scheduler: Scheduler | undefined;
+let host: SshdHost | undefined;
+
+afterAll(async () => {
+  await scheduler?.stop();
+  await provider?.close();
+  await host?.stop();
+  await ctx?.store.close();
+});
+
+it('ends a down host and a wrong-key host with messages naming them, in time', async () => {
+  const userKey = generateKeyPair('user@laptop');
+  const otherKey = generateKeyPair('someone-else');
+  host = await startSshd({ address: '127.0.0.14', authorizedKeys: [otherKey.publicKey] });
+  const downPort = await freePort('127.0.0.15');
+  provider = createSshBackendProvider({ connectTimeoutMillis: 1000 });
+  ctx = {
+    store: createMemoryStateStore(),
+    logs: createMemoryLogStore(),
+    cipher: createCipher(),
+    providers: new Map([['remote', provider]]),
+    logger: silentLogger,
+    settings: {
+      serverDir: '/nonexistent',
+      serverVersion: null,
+      defaultPermissions: { ...defaultPermissions },
+      userProjectQuota: 10,
+    },
+    now: Date.now,
+  };
+  const user = (await getOrCreateAdminUser(ctx)).user;
+  const project = (await getOrCreateProject(ctx, user, 'main')).project;
+  const configuration = {
+    type: 'fleet',
+    name: 'bad-hosts',
+    ssh_config: {
+      user: 'root',
+      ssh_key: { public: userKey.publicKey, private: userKey.privateKey },
+      hosts: [
+        { hostname: '127.0.0.14', port: host.port },
+        { hostname: '127.0.0.15', port: downPort },
+      ],
+    },
+  };
+  const started = Date.now();
+  await applyFleetPlan(ctx, { project, user }, {
+    spec: { configuration, configuration_path: null, profile: {}, autocreated: false } as
+      unknown as FleetSpec,
+    currentResource: null,
+    force: false,
+  });
+  scheduler = startScheduler(ctx, {
+    intervals: { instancesPending: 200 },
+    hostProvisioningTimeoutMillis: 3000,
+  });
+
+  let rows = await ctx.store.find('instances', { where: { fleetId: { isNull: false } } });
+  const deadline = Date.now() + 15_000;
+  while (rows.some((row) => row.status !== 'terminated') && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    rows = await ctx.store.find('instances', { where: { fleetId: { isNull: false } } });
+  }
+
+  const messages = rows.map((row) => [
+    row.status,
+    row.terminationReason,
+    row.terminationReasonMessage,
+  ]);
+  expect(messages.sort()).toEqual([
+    [
+      'terminated',
+      'provisioning_timeout',
+      `root@127.0.0.14:${host.port}: authentication failed: ` +
+        'the host did not accept the private key (publickey only)',
+    ],
+    [
+      'terminated',
+      'provisioning_timeout',
+      `root@127.0.0.15:${downPort}: connection refused (nothing listens on port ${downPort})`,
+    ],
+  ]);
+  expect(Date.now() - started).toBeLessThan(8000);
+});
