@@ -1,5 +1,4 @@
 import type {
-  FleetConfiguration,
   ParsedFleetSpec,
   ParsedRunSpec,
   Profile,
@@ -231,9 +230,9 @@ export function mergedProfile(runSpec: ParsedRunSpec): Profile {
  * on-demand and `retry` to false.
  */
 export function mergedFleetProfile(fleetSpec: ParsedFleetSpec): Profile {
-  const configuration: Partial<ProfileParams> & Partial<FleetConfiguration> =
-    fleetSpec.configuration;
-  const merged = overlay(fleetSpec.profile, configuration as Partial<ProfileParams>);
+  // A fleet configuration carries a subset of the profile parameters; the rest stay unset.
+  const configuration: Partial<ProfileParams> = fleetSpec.configuration;
+  const merged = overlay(fleetSpec.profile, configuration);
   merged.spot_policy ??= 'on-demand';
   merged.retry ??= false;
 
