@@ -150,7 +150,11 @@ export function createFileLogStore(options: FileLogStoreOptions): LogStore {
     return { events, nextToken: null };
   }
 
-  return { write, poll };
+  async function close(): Promise<void> {
+    await Promise.all(writes.values());
+  }
+
+  return { write, poll, close };
 }
 
 async function pollDescending(

@@ -168,6 +168,16 @@ describe('file LogStore', () => {
       await expect(store.write(escaping, events(1))).rejects.toThrow();
     });
 
+  it('finishes the writes in flight before close resolves', async () => {
+    const target = stream();
+    const writes = [store.write(target, events(3)), store.write(target, events(2, base + 10))];
+
+    await store.close?.();
+
+    expect((await readFile(filePath(target), 'utf8')).trim().split('\n')).toHaveLength(5);
+    await Promise.all(writes);
+  });
+
   it('does not return a line that is still being written', async () => {
     const target = stream();
     await store.write(target, events(2));
