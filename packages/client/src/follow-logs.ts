@@ -48,6 +48,36 @@ export async function* followLogs(input: FollowInput): AsyncGenerator<LogLine> {
   let submissionId: string | null = null;
   let lastTimestamp: string | null = null;
 
+  async function* readNew(id: string): AsyncGenerator<LogLine> {
+    const startTime = lastTimestamp;
+    let nextToken: string | null = null;
+
+    do {
+      const page: JobSubmissionLogs = await input.poll({
+        run_name: input.runName,
+        job_submission_id: id,
+        start_time: startTime,
+        end_time: null,
+        descending: false,
+        next_token: nextToken,
+        limit: pageLimit,
+        diagnose: input.options.diagnose ?? false,
+      });
+
+      for (const event of page.logs) {
+        lastTimestamp = event.timestamp;
+        yield {
+          timestamp: event.timestamp,
+          logSource: event.log_source,
+          message: Buffer.from(event.message, 'base64').toString('utf8'),
+          jobSubmissionId: id,
+        };
+      }
+
+      nextToken = page.next_token ?? null;
+    } while (nextToken !== null);
+  }
+
   for (;;) {
     const run = await input.getRun(input.runName);
     const finished = finishedRunStatuses.includes(run.status);
@@ -58,38 +88,17 @@ export async function* followLogs(input: FollowInput): AsyncGenerator<LogLine> {
     );
 
     if (latest !== null && latest !== submissionId) {
+      // A retry: what the old submission wrote since the last poll comes first.
+      if (submissionId !== null) {
+        yield* readNew(submissionId);
+      }
+
       submissionId = latest;
       lastTimestamp = null;
     }
 
     if (submissionId !== null) {
-      let nextToken: string | null = null;
-      const startTime = lastTimestamp;
-
-      do {
-        const page: JobSubmissionLogs = await input.poll({
-          run_name: input.runName,
-          job_submission_id: submissionId,
-          start_time: startTime,
-          end_time: null,
-          descending: false,
-          next_token: nextToken,
-          limit: pageLimit,
-          diagnose: input.options.diagnose ?? false,
-        });
-
-        for (const event of page.logs) {
-          lastTimestamp = event.timestamp;
-          yield {
-            timestamp: event.timestamp,
-            logSource: event.log_source,
-            message: Buffer.from(event.message, 'base64').toString('utf8'),
-            jobSubmissionId: submissionId,
-          };
-        }
-
-        nextToken = page.next_token ?? null;
-      } while (nextToken !== null);
+      yield* readNew(submissionId);
     }
 
     // The run's status was read before the last pages, so they hold its final logs.

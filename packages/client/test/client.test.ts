@@ -268,6 +268,36 @@ describe('@dstack/client', () => {
       ]);
     });
 
+  it('reads the rest of a retried submission, then follows the new one', async () => {
+    const retried = '33333333-3333-4333-8333-333333333333';
+    fake.handlers = [
+      () => ({ body: run('running') }),
+      () => ({ body: { logs: [event('2026-01-01T00:00:00Z', 'stdout', 'try 1\n')] } }),
+      () => ({ body: run('running', [submissionId, retried]) }),
+      () => ({ body: { logs: [event('2026-01-01T00:00:01Z', 'stdout', 'exit 3\n')] } }),
+      () => ({ body: { logs: [event('2026-01-01T00:00:02Z', 'stdout', 'try 2\n')] } }),
+      () => ({ body: run('done', [submissionId, retried]) }),
+      () => ({ body: { logs: [] } }),
+    ];
+
+    const lines = [];
+
+    for await (const line of client.logs('hello', { intervalMillis: 10 })) {
+      lines.push([line.jobSubmissionId, line.message]);
+    }
+
+    expect(lines).toEqual([
+      [submissionId, 'try 1\n'], [submissionId, 'exit 3\n'], [retried, 'try 2\n'],
+    ]);
+    const polls = fake.seen.filter((seen) => seen.path.endsWith('/logs/poll'));
+    expect(polls.map((seen) => [seen.body.job_submission_id, seen.body.start_time])).toEqual([
+      [submissionId, null],
+      [submissionId, '2026-01-01T00:00:00Z'],
+      [retried, null],
+      [retried, '2026-01-01T00:00:02Z'],
+    ]);
+  });
+
   it('stops and deletes runs and fleets with the bodies the API expects', async () => {
     fake.handlers = [() => ({ body: null }), () => ({ body: null }), () => ({ body: null })];
 
