@@ -24,6 +24,11 @@ export interface OpenStateStoreOptions {
   /** `DSTACK_DB_MAX_OVERFLOW` (default 20); the pool opens up to size + overflow. */
   maxOverflow?: number;
   logger?: Logger;
+  /**
+   * Takes the SQLite replica lock (default true). A short command that works beside a running
+   * server (re-encryption) passes false; SQLite's own locking keeps its writes safe.
+   */
+  replicaLock?: boolean;
 }
 
 const postgresSchemes = ['postgresql+asyncpg:', 'postgresql:', 'postgres:'];
@@ -190,7 +195,7 @@ function sqlitePath(options: OpenStateStoreOptions): string {
 async function openSqlite(options: OpenStateStoreOptions): Promise<StateStore> {
   const path = sqlitePath(options);
   const log = options.logger ?? silentLogger;
-  const replicaLock = acquireReplicaLock(path);
+  const replicaLock = options.replicaLock === false ? undefined : acquireReplicaLock(path);
   let db: ReturnType<typeof openSqliteDatabase> | undefined;
 
   try {
@@ -200,7 +205,7 @@ async function openSqlite(options: OpenStateStoreOptions): Promise<StateStore> {
     return createSqliteStateStore({ db, replicaLock, logger: log });
   } catch (error) {
     db?.close();
-    replicaLock.release();
+    replicaLock?.release();
     throw error;
   }
 }
