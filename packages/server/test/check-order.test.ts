@@ -119,3 +119,21 @@ describe('the order of checks (§0)', () => {
     expect(bad.json().detail[0].msg).toContain('Invalid state token');
   });
 });
+
+describe('API docs', () => {
+  it('serves /api/docs without the version check and redirects / to it', async () => {
+    const docs = await server.inject({
+      method: 'GET', url: '/api/docs', headers: { 'x-api-version': 'not a version' },
+    });
+    expect(docs.statusCode).toBe(200);
+    expect(docs.headers['content-type']).toContain('text/html');
+    expect(docs.body).toContain('POST /api/users/list');
+
+    const spec = await server.inject({ method: 'GET', url: '/api/openapi.json' });
+    expect(spec.json().paths['/api/projects/{project_name}/get']).toHaveProperty('post');
+
+    const root = await server.inject({ method: 'GET', url: '/' });
+    expect(root.statusCode).toBe(302);
+    expect(root.headers.location).toBe('/api/docs');
+  });
+});

@@ -28,6 +28,10 @@ function build(): FastifyInstance {
     return parseBody(request, schema);
   });
   app.post('/api/nothing', async () => null);
+  app.post('/proxy/raw', async (request) => ({
+    buffer: Buffer.isBuffer(request.body),
+    text: Buffer.isBuffer(request.body) ? request.body.toString('utf8') : null,
+  }));
   app.post('/api/nulls', async () => ({ a: undefined, b: null, c: [undefined] }));
   app.post('/api/exists', async () => {
     throw new ResourceExistsError();
@@ -202,5 +206,16 @@ describe('the HTTP framework', () => {
     expect(wrong.statusCode).toBe(405);
     expect(wrong.json()).toEqual({ detail: 'Method Not Allowed' });
     expect(wrong.headers['allow']).toBe('POST');
+  });
+
+  it('hands bodies outside /api to the route as raw bytes, whatever their type', async () => {
+    for (const type of ['text/plain', 'application/json', 'application/octet-stream']) {
+      const response = await build().inject({
+        method: 'POST', url: '/proxy/raw', headers: { 'content-type': type },
+        payload: '{not json',
+      });
+      expect(response.json(), type).toEqual({ buffer: true, text: '{not json' });
+      await app?.close();
+    }
   });
 });

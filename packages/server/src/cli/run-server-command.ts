@@ -134,7 +134,8 @@ export async function runServerCommand(
 
   // Printed rather than logged: the token must reach the operator, and logs never hold one.
   process.stdout.write(`The admin token is ${server.adminToken}\n`);
-  process.stdout.write(`The dstack server ${serverVersion} is running at ${url}\n`);
+  const shownUrl = env['DSTACK_SERVER_URL']?.trim() || url;
+  process.stdout.write(`The dstack server ${serverVersion} is running at ${shownUrl}\n`);
 
   await new Promise<void>((resolveStop) => {
     let stopping = false;

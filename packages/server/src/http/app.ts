@@ -2,6 +2,7 @@ import Fastify, { LogController } from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { CoreContext, Logger } from '@dstack/core';
 import { installApiVersionCheck } from './api-version.js';
+import { installApiDocs } from './docs.js';
 import { installErrorHandler } from './error-handler.js';
 import { installJsonBodyParser } from './json-body.js';
 import { installNotFoundHandler } from './not-found.js';
@@ -53,6 +54,7 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
   installErrorHandler(app);
   installNotFoundHandler(app);
   installApiVersionCheck(app, ctx.settings.serverVersion);
+  installApiDocs(app, ctx.settings.serverVersion);
   app.addHook('onResponse', async (request, reply) => {
     request.log.debug(
       { method: request.method, url: request.url, statusCode: reply.statusCode },
