@@ -9,6 +9,7 @@ import { registerRunsRoutes } from './runs.js';
 import { registerFleetsRoutes } from './fleets.js';
 import { registerInstancesRoutes } from './instances.js';
 import { registerLogsRoutes } from './logs.js';
+import { registerProxyRoutes } from './proxy.js';
 
 // How to add a route module: create `src/routes/<area>.ts` exporting
 // `register<Area>Routes(app: FastifyInstance, deps: RouteDeps): void`, and add one import and
@@ -27,6 +28,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
   registerFleetsRoutes(app, deps);
   registerInstancesRoutes(app, deps);
   registerLogsRoutes(app, deps);
+  registerProxyRoutes(app, deps);
 }
 
 export type { RouteDeps } from './route-deps.js';

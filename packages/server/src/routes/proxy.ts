@@ -1,0 +1,114 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { request as forward } from 'undici';
+import {
+  findProjectByName,
+  isRunFinished,
+  latestSubmissions,
+  ResourceNotExistsError,
+} from '@dstack/core';
+import type { JobProvisioningData, JobSpec, RunSpec } from '@dstack/core';
+import { requireProject } from '../http/index.js';
+import type { RouteDeps } from './route-deps.js';
+
+/** Request headers that describe one hop only and are not passed on. */
+const hopHeaders = new Set([
+  'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer',
+  'transfer-encoding', 'upgrade', 'host', 'content-length',
+]);
+
+interface ProxyParams {
+  project_name: string;
+  run_name: string;
+  '*': string;
+}
+
+/** The address of a running replica of the service, or a 404-shaped error. */
+async function replicaOf(
+  deps: RouteDeps,
+  projectName: string,
+  runName: string,
+): Promise<{ url: string; auth: boolean }> {
+  const { store } = deps.ctx;
+  const project = await findProjectByName(store, projectName);
+  const runs = project === undefined
+    ? []
+    : await store.find('runs', { where: { projectId: project.id, runName, deleted: false } });
+  const run = runs.find((candidate) => !isRunFinished(candidate.status));
+  const spec = run?.runSpec as RunSpec | undefined;
+
+  if (run === undefined || spec?.configuration.type !== 'service') {
+    throw new ResourceNotExistsError(`Service ${projectName}/${runName} not found`);
+  }
+
+  const jobs = latestSubmissions(await store.find('jobs', { where: { runId: run.id } }));
+  const running = jobs.filter((job) => job.status === 'running');
+  // TODO: balance across replicas once services scale beyond one replica.
+  const job = running[0];
+  const data = job?.provisioningData as JobProvisioningData | null | undefined;
+  const port = (job?.jobSpec as JobSpec | undefined)?.service_port;
+
+  if (job === undefined || data === null || data === undefined || port === null || !port) {
+    throw new ResourceNotExistsError(`Service ${projectName}/${runName} has no running replica`);
+  }
+
+  const host = data.hostname ?? data.internal_ip ?? '127.0.0.1';
+  return { url: `http://${host}:${port}`, auth: spec.configuration.auth !== false };
+}
+
+async function proxyRequest(
+  deps: RouteDeps,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<unknown> {
+  const params = request.params as ProxyParams;
+  const replica = await replicaOf(deps, params.project_name, params.run_name);
+
+  if (replica.auth) {
+    await requireProject(request, 'member');
+  }
+
+  const query = request.url.includes('?') ? request.url.slice(request.url.indexOf('?')) : '';
+  const headers: Record<string, string> = {};
+
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (!hopHeaders.has(name) && value !== undefined && (name !== 'authorization' || !replica.auth)) {
+      headers[name] = Array.isArray(value) ? value.join(', ') : value;
+    }
+  }
+
+  // TODO: bodies that are not JSON are refused by the app's parser before they get here.
+  const body = request.body === undefined || request.method === 'GET' || request.method === 'HEAD'
+    ? undefined
+    : Buffer.isBuffer(request.body) ? request.body : JSON.stringify(request.body);
+
+  try {
+    const upstream = await forward(`${replica.url}/${params['*'] ?? ''}${query}`, {
+      method: request.method as 'GET',
+      headers,
+      body,
+    });
+
+    reply.code(upstream.statusCode);
+
+    for (const [name, value] of Object.entries(upstream.headers)) {
+      if (!hopHeaders.has(name) && value !== undefined) {
+        reply.header(name, value);
+      }
+    }
+
+    return reply.send(upstream.body);
+  } catch (error) {
+    deps.ctx.logger.warn({ runName: params.run_name, err: (error as Error).message },
+      'service replica did not answer');
+    return reply.code(502).send({ detail: 'Bad Gateway' });
+  }
+}
+
+/** `/proxy/services/<project>/<run>/...`: forwards to the running replica of a service. */
+export function registerProxyRoutes(app: FastifyInstance, deps: RouteDeps): void {
+  const handler = (request: FastifyRequest, reply: FastifyReply) =>
+    proxyRequest(deps, request, reply);
+
+  app.all('/proxy/services/:project_name/:run_name', handler);
+  app.all('/proxy/services/:project_name/:run_name/*', handler);
+}
