@@ -275,6 +275,8 @@ function isIpAddress(hostname: string): boolean {
   return /^\d{1,3}(\.\d{1,3}){3}$/.test(hostname) || hostname.includes(':');
 }
 
+// TODO: hosts shared by fleets of several projects share ~/.dstack-agent, so releasing one
+// ends the others' jobs; matters once one host is put in more than one fleet.
 /**
  * Leaves the host as it was before provisioning: ends the agent's jobs, removes the agent's
  * files and the tagged project key line.

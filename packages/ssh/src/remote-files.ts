@@ -73,9 +73,16 @@ export async function writeRemoteFileAtomic(
     sftp.writeFile(tmp, data, { mode }, (error) => done(error, undefined));
   });
   await sftpCall<void>((done) => sftp.chmod(tmp, mode, (error) => done(error, undefined)));
-  await sftpCall<void>((done) => {
-    sftp.ext_openssh_rename(tmp, path, (error) => done(error, undefined));
-  });
+  try {
+    await sftpCall<void>((done) => {
+      sftp.ext_openssh_rename(tmp, path, (error) => done(error, undefined));
+    });
+  } catch {
+    // Servers without OpenSSH's posix-rename: plain SFTP rename refuses to overwrite.
+    await sftpCall<void>((done) => sftp.unlink(path, (error) => done(error, undefined)))
+      .catch(() => undefined);
+    await sftpCall<void>((done) => sftp.rename(tmp, path, (error) => done(error, undefined)));
+  }
 }
 
 /** Runs a command that must succeed; its stderr goes into the error. */

@@ -17,6 +17,29 @@ export function runnerCommand(args: readonly (string | number)[]): string {
   return `python3 "$HOME/${agentDirName}/runner.py" ${args.join(' ')}`;
 }
 
+const replyMarker = Buffer.from('@@dstack-runner@@');
+
+/**
+ * The runner's JSON reply and the bytes after its line. Whatever a login shell printed
+ * before the marker (a banner, a chatty profile) is skipped.
+ */
+export function parseRunnerReply<T>(stdout: Buffer): { reply: T; rest: Buffer } | null {
+  const start = stdout.indexOf(replyMarker);
+  if (start < 0) {
+    return null;
+  }
+
+  const from = start + replyMarker.length;
+  const end = stdout.indexOf(0x0a, from);
+  const line = stdout.subarray(from, end < 0 ? stdout.length : end).toString('utf8');
+  const rest = end < 0 ? Buffer.alloc(0) : stdout.subarray(end + 1);
+  try {
+    return { reply: JSON.parse(line) as T, rest };
+  } catch {
+    return null;
+  }
+}
+
 const homes = new WeakMap<SshConnection, Promise<string>>();
 const verified = new WeakMap<SshConnection, Promise<void>>();
 
@@ -24,8 +47,9 @@ const verified = new WeakMap<SshConnection, Promise<void>>();
 export function remoteHome(connection: SshConnection, timeoutMillis: number): Promise<string> {
   let home = homes.get(connection);
   if (home === undefined) {
-    home = runChecked(connection, 'printf %s "$HOME"', { timeoutMillis }).then((out) => {
-      const path = out.toString('utf8');
+    const command = 'printf "@@home@@%s\\n" "$HOME"';
+    home = runChecked(connection, command, { timeoutMillis }).then((out) => {
+      const path = /@@home@@(.*)\n/.exec(out.toString('utf8'))?.[1] ?? '';
       if (!path.startsWith('/')) {
         throw new SshHostError(connection.label, 'unsupported_host', 'the user has no home');
       }
@@ -69,7 +93,8 @@ export function ensureRunner(connection: SshConnection, timeoutMillis: number): 
   if (check === undefined) {
     check = (async () => {
       const result = await connection.exec(runnerCommand(['health']), { timeoutMillis });
-      const digest = result.code === 0 ? parseHealth(result.stdout)?.sha256 : undefined;
+      const health = result.code === 0 ? parseRunnerReply<{ sha256: string }>(result.stdout) : null;
+      const digest = health?.reply.sha256;
       if (digest !== runnerScriptSha256) {
         await installRunner(connection, timeoutMillis);
       }
@@ -79,14 +104,6 @@ export function ensureRunner(connection: SshConnection, timeoutMillis: number): 
   }
 
   return check;
-}
-
-function parseHealth(stdout: Buffer): { sha256: string } | null {
-  try {
-    return JSON.parse(stdout.toString('utf8')) as { sha256: string };
-  } catch {
-    return null;
-  }
 }
 
 /** Runs the runner and returns its stdout; a failure names the host. */

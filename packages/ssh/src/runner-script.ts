@@ -29,8 +29,15 @@ MAX_CHUNK_CHARS = 8192
 PARTIAL_FLUSH_SECONDS = 0.5
 LOOP_SECONDS = 0.2
 AFTER_EXIT_DRAIN_SECONDS = 1.0
+# Output starts after this marker, so a login shell that prints a banner cannot confuse it.
+MARKER = '@@dstack-runner@@'
 STOPPED = 'terminated_by_user'
 MAX_DURATION = 'max_duration_exceeded'
+
+
+def reply(value):
+    sys.stdout.write(MARKER + json.dumps(value) + '\n')
+    sys.stdout.flush()
 
 
 def agent_dir():
@@ -252,7 +259,7 @@ def cmd_submit(job_id):
     try:
         os.mkdir(d, 0o700)
     except FileExistsError:
-        print(json.dumps({'submitted': False}))
+        reply({'submitted': False})
         return
     write_json_atomic(os.path.join(d, 'spec.json'), spec)
     os.mkdir(os.path.join(d, 'work'), 0o700)
@@ -280,7 +287,7 @@ def cmd_submit(job_id):
     deadline = time.time() + 10
     while not os.path.exists(os.path.join(d, 'state.json')) and time.time() < deadline:
         time.sleep(0.02)
-    print(json.dumps({'submitted': True}))
+    reply({'submitted': True})
 
 
 def current_state(d):
@@ -301,7 +308,7 @@ def current_state(d):
 def cmd_pull(job_id, offset, max_bytes):
     d = job_dir(job_id)
     if not os.path.isdir(d):
-        print(json.dumps({'known': False}))
+        reply({'known': False})
         return
     # The state first: a final state guarantees that every event is already in the file.
     state = current_state(d)
@@ -312,13 +319,16 @@ def cmd_pull(job_id, offset, max_bytes):
             size = os.fstat(f.fileno()).st_size
             f.seek(offset)
             data = f.read(max_bytes)
+            if data and b'\n' not in data:
+                # One event larger than a page still goes out whole.
+                data += f.readline()
     except OSError:
         pass
     data = data[:data.rfind(b'\n') + 1]
     header = {'known': True, 'state': state, 'next': offset + len(data),
               'has_more': offset + len(data) < size}
     out = sys.stdout.buffer
-    out.write(json.dumps(header).encode('ascii') + b'\n')
+    out.write(MARKER.encode('ascii') + json.dumps(header).encode('ascii') + b'\n')
     out.write(data)
     out.flush()
 
@@ -352,7 +362,7 @@ def cmd_stop(job_id, kind):
     d = job_dir(job_id)
     if os.path.isdir(d):
         request_stop(d, 'kill' if kind == 'kill' else 'term')
-    print(json.dumps({'ok': True}))
+    reply({'ok': True})
 
 
 def cmd_remove(job_id):
@@ -361,7 +371,7 @@ def cmd_remove(job_id):
         request_stop(d, 'kill')
         wait_finished(d, 10)
         shutil.rmtree(d, ignore_errors=True)
-    print(json.dumps({'ok': True}))
+    reply({'ok': True})
 
 
 def cmd_stop_all():
@@ -371,13 +381,13 @@ def cmd_stop_all():
         request_stop(os.path.join(jobs, name), 'kill')
     for name in names:
         wait_finished(os.path.join(jobs, name), 10)
-    print(json.dumps({'ok': True, 'jobs': len(names)}))
+    reply({'ok': True, 'jobs': len(names)})
 
 
 def cmd_health():
     with open(os.path.abspath(__file__), 'rb') as f:
         digest = hashlib.sha256(f.read()).hexdigest()
-    print(json.dumps({'ok': True, 'sha256': digest, 'python': sys.version.split()[0]}))
+    reply({'ok': True, 'sha256': digest, 'python': sys.version.split()[0]})
 
 
 def main(argv):

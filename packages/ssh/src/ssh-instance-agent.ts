@@ -6,7 +6,8 @@ import type {
   LogEvent,
   Logger,
 } from '@dstack/core';
-import { callRunner, ensureRunner } from './runner-client.js';
+import { callRunner, ensureRunner, parseRunnerReply } from './runner-client.js';
+import { SshHostError } from './ssh-host-error.js';
 import type { SshConnection } from './ssh-connection.js';
 
 export interface SshInstanceAgentOptions {
@@ -59,17 +60,26 @@ function toAgentState(state: RunnerState): AgentJobState {
   };
 }
 
+function reply<T>(label: string, stdout: Buffer): { reply: T; rest: Buffer } {
+  const parsed = parseRunnerReply<T>(stdout);
+  if (parsed === null) {
+    const start = stdout.toString('utf8').slice(0, 200);
+    throw new SshHostError(label, 'command_failed', `the agent gave no answer: ${start}`);
+  }
+
+  return parsed;
+}
+
 /** Reads the runner's pull output: a JSON header line, then the event lines. */
-export function parsePullOutput(stdout: Buffer, cursor: number): AgentPull {
-  const newline = stdout.indexOf(0x0a);
-  const header = JSON.parse(stdout.subarray(0, newline).toString('utf8')) as PullHeader;
+export function parsePullOutput(label: string, stdout: Buffer, cursor: number): AgentPull {
+  const { reply: header, rest } = reply<PullHeader>(label, stdout);
   if (!header.known) {
     return { state: null, jobLogs: [], runnerLogs: [], cursor, hasMore: false };
   }
 
   const jobLogs: LogEvent[] = [];
   const runnerLogs: LogEvent[] = [];
-  const body = stdout.subarray(newline + 1).toString('utf8');
+  const body = rest.toString('utf8');
   for (const line of body.split('\n')) {
     if (line === '') {
       continue;
@@ -127,7 +137,7 @@ export function createSshInstanceAgent(options: SshInstanceAgentOptions): Instan
         stdin: JSON.stringify(spec),
         timeoutMillis,
       });
-      const submitted = (JSON.parse(out.toString('utf8')) as { submitted: boolean }).submitted;
+      const { submitted } = reply<{ submitted: boolean }>(connection.label, out).reply;
       const fields = { jobSubmissionId: id, jobName: job.jobName, submitted };
       options.logger.info(fields, 'job submitted');
     },
@@ -138,7 +148,7 @@ export function createSshInstanceAgent(options: SshInstanceAgentOptions): Instan
       const args = ['pull', id, Math.max(0, Math.floor(cursor)), options.pullMaxBytes];
       const out = await callRunner(connection, args, { timeoutMillis });
 
-      return parsePullOutput(out, cursor);
+      return parsePullOutput(connection.label, out, cursor);
     },
 
     async stop(jobSubmissionId: string, { force }: { force: boolean }) {

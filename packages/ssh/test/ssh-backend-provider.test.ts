@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statfsSync } from 'node:fs';
+import { existsSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { JobProvisioningData, RemoteHost } from '@dstack/core';
@@ -21,6 +21,8 @@ beforeAll(async () => {
   for (const address of ['127.0.0.2', '127.0.0.3']) {
     const host = await startSshd({ address, authorizedKeys: [userKey.publicKey] });
     hosts.push(host);
+    // A login shell that greets on stdout must not confuse the agent.
+    writeFileSync(join(host.home, '.bashrc'), 'echo "Welcome to the lab"\n');
     originalKeys.push(readFileSync(host.authorizedKeysPath, 'utf8'));
     const env = { FLEET_VAR: `fleet-${address}` };
     remote.push(remoteHostFor(host, userKey, projectKey, { env }));
@@ -241,6 +243,25 @@ describe('the agent', () => {
       );
     } finally {
       await stranger.close();
+    }
+  });
+
+  it('pages an event larger than a page whole', async () => {
+    const small = createSshBackendProvider({
+      pullMaxBytes: 4096,
+      resolveKeys: async () => ({ privateKey: projectKey.privateKey, proxyPrivateKey: null }),
+    });
+    try {
+      const agent = small.agent(data[0]);
+      const job = agentJob([`python3 -c "print('\u00e9' * 20000)"`]);
+      await agent.submit(job);
+
+      const result = await untilFinished(agent, job.jobSubmissionId);
+
+      expect(text(result.jobLogs)).toBe(`${'\u00e9'.repeat(20_000)}\n`);
+      expect(result.jobLogs.length).toBeGreaterThan(2);
+    } finally {
+      await small.close();
     }
   });
 
