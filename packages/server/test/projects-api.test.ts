@@ -329,4 +329,45 @@ describe('projects API', () => {
     });
     expect(reset.json().templates_repo).toBeNull();
   });
+
+  it('lets an owner who is still a member delete the project, whatever its role', async () => {
+    const created = await post(server, '/api/projects/create', t.pu, { project_name: 'owned' });
+    expect(created.statusCode).toBe(200);
+    await setMembers('owned', [['admin', 'admin'], ['pu', 'user']]);
+
+    const deleted = await post(server, '/api/projects/delete', t.pu, {
+      projects_names: ['owned'],
+    });
+    expect(deleted.statusCode).toBe(200);
+  });
+
+  it('refuses add_members to a project user, and to anyone anonymous', async () => {
+    const body = { members: [{ username: 'outsider', project_role: 'user' }] };
+
+    const anonymous = await post(server, '/api/projects/team/add_members', null, body);
+    expect(anonymous.statusCode).toBe(401);
+
+    const private_ = await post(server, '/api/projects/team/add_members', t.pu, body);
+    expect(private_.statusCode).toBe(403);
+    expect(private_.json()).toEqual({ detail: { msg: 'Access denied', code: null } });
+
+    await post(server, '/api/projects/team/update', t.pa, { is_public: true });
+    const public_ = await post(server, '/api/projects/team/add_members', t.pu, body);
+    expect(public_.statusCode).toBe(403);
+    expect(public_.json()).toEqual({
+      msg: 'Access denied: insufficient permissions to add members', code: null,
+    });
+
+    const byManager = await post(server, '/api/projects/team/add_members', t.pm, body);
+    expect(byManager.statusCode).toBe(200);
+  });
+
+  it('needs a token for every projects endpoint', async () => {
+    for (const path of ['list', 'list_only_no_fleets', 'create', 'delete', 'team/get',
+      'team/set_members', 'team/remove_members', 'team/update']) {
+      const response = await post(server, `/api/projects/${path}`, null, {});
+      expect(response.statusCode, path).toBe(401);
+      expect(response.json()).toEqual({ detail: 'Not authenticated' });
+    }
+  });
 });

@@ -228,4 +228,12 @@ describe('users API', () => {
       await strict.close();
     }
   });
+
+  it('needs a token for every users endpoint', async () => {
+    for (const path of ['list', 'get_my_user', 'get_user', 'refresh_token', 'refresh_ssh_key']) {
+      const response = await post(server, `/api/users/${path}`, null, { username: 'alice' });
+      expect(response.statusCode, path).toBe(401);
+      expect(response.json()).toEqual({ detail: 'Not authenticated' });
+    }
+  });
 });
