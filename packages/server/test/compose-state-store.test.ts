@@ -129,6 +129,17 @@ describe('openStateStore on SQLite', () => {
     await expect(second).rejects.toThrow(/one server process/);
   });
 
+  it('opens next to a running server when asked not to take the replica lock', async () => {
+    const dir = serverDir();
+    const running = await open({ serverDir: dir });
+    const tool = await open({ serverDir: dir, replicaLock: false });
+    const row = event('from the tool');
+
+    await tool.insert('events', row);
+
+    expect(await running.get('events', row.id)).toEqual(row);
+  });
+
   it('lets the directory be opened again after close', async () => {
     const dir = serverDir();
     await (await openStateStore({ serverDir: dir })).close();
