@@ -33,7 +33,11 @@ async function runSubcommand(name: string, spec: Subcommand, argv: string[]): Pr
     throw new StartError(`The '${name}' command is not available in this build`);
   }
 
-  await (run as (args: string[]) => Promise<void>)(argv);
+  const code = await (run as (args: string[]) => Promise<number | void>)(argv);
+
+  if (typeof code === 'number') {
+    process.exitCode = code;
+  }
 }
 
 /** Runs `dstack-server` with these arguments (without node and the script). */
