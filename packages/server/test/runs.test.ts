@@ -308,12 +308,18 @@ describe('fleets and instances API', () => {
     expect(plan.json()).toMatchObject({ action: 'create', total_offers: 2, max_offer_price: 1,
       current_resource: null, user: 'admin', project_name: 'main' });
 
+    expect(await ensureDefaultFleet(server.ctx, 'main')).toBe('no-local-backend');
     const project = await server.ctx.store.findOne('projects', { where: { name: 'main' } });
     await server.ctx.store.insert('backends', {
       id: newId(), projectId: project!.id, type: 'local', config: {}, auth: null,
       sourceConfig: {}, sourceAuth: null,
     });
-    expect(await ensureDefaultFleet(server.ctx, 'main')).toBe(true);
-    expect(await ensureDefaultFleet(server.ctx, 'main')).toBe(false);
+    expect(await ensureDefaultFleet(server.ctx, 'main')).toBe('created');
+    expect(await ensureDefaultFleet(server.ctx, 'main')).toBe('has-fleets');
+    const fleets = await post(server, '/api/project/main/fleets/list', server.adminToken);
+    expect(fleets.json()[0].spec.configuration).toMatchObject({
+      name: 'default', backends: ['local'], nodes: { min: 0, max: 4 }, placement: 'cluster',
+    });
+    
   });
 });

@@ -626,19 +626,22 @@ export function defaultFleetSpec(maxNodes: number): FleetSpec {
   };
 }
 
+/** What `ensureDefaultFleet` found. */
+export type DefaultFleetOutcome = 'created' | 'has-fleets' | 'no-local-backend' | 'no-project';
+
 /**
- * Gives a project its default local fleet when it has no fleet at all and a `local`
- * backend; returns whether it created one. Safe to call at every start.
+ * Gives a project its default local fleet when it never had a fleet and has a `local`
+ * backend. Safe to call at every start: once the project has had any fleet it does nothing.
  */
 export async function ensureDefaultFleet(
   ctx: CoreContext,
   projectName: string,
   options: { maxNodes?: number } = {},
-): Promise<boolean> {
+): Promise<DefaultFleetOutcome> {
   const project = await ctx.store.findOne('projects', { where: { name: projectName, deleted: false } });
 
   if (project === undefined) {
-    return false;
+    return 'no-project';
   }
 
   return ctx.store.withLock(`fleet_names_${project.id}`, () =>
@@ -646,8 +649,12 @@ export async function ensureDefaultFleet(
       const fleets = await tx.count('fleets', { projectId: project.id });
       const local = await tx.count('backends', { projectId: project.id, type: 'local' });
 
-      if (fleets > 0 || local === 0) {
-        return false;
+      if (fleets > 0) {
+        return 'has-fleets';
+      }
+
+      if (local === 0) {
+        return 'no-local-backend';
       }
 
       const now = ctx.now();
@@ -668,7 +675,7 @@ export async function ensureDefaultFleet(
         lockExpiresAt: null,
       });
       ctx.logger.info({ projectName }, 'default fleet created');
-      return true;
+      return 'created';
     }),
   );
 }
