@@ -1,4 +1,6 @@
 import type { AddressInfo } from 'node:net';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import {
   defaultPermissions,
@@ -82,7 +84,7 @@ function settingsOf(options: ServerOptions): CoreSettings {
   }
 
   return {
-    serverDir: given.serverDir ?? '.',
+    serverDir: given.serverDir ?? join(homedir(), '.dstack', 'server'),
     serverVersion: given.serverVersion === undefined ? serverVersion : given.serverVersion,
     defaultPermissions: permissions,
     userProjectQuota: given.userProjectQuota ?? 10,
