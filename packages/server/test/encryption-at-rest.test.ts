@@ -193,4 +193,44 @@ describe('no token, secret or credential in plaintext at rest (config-aes.yml)',
       await admin.end();
     }
   });
+  // TODO: the fleets service stores the SSH fleet spec with ssh_key.private in fleets.spec as
+  // plain JSON; it matters for every SSH fleet. Drop `.fails` once the spec leaves keys out.
+  it.fails('SQLite: an SSH fleet host key is not in plaintext anywhere', async () => {
+    await writeSensitiveData();
+    const hostKey = 'ZZhostPrivateKeyBodyZZ';
+    const pem = [
+      '-----BEGIN OPENSSH PRIVATE KEY-----', hostKey, '-----END OPENSSH PRIVATE KEY-----', '',
+    ].join('\n');
+    const applied = await call(adminToken, '/api/project/main/fleets/apply', {
+      plan: {
+        spec: {
+          configuration: {
+            type: 'fleet', name: 'on-prem', ssh_config: {
+              user: 'me', hosts: ['127.0.0.1'], ssh_key: {
+                public: 'ssh-ed25519 AAAA',
+                private: pem,
+              },
+            },
+          },
+          profile: {},
+          autocreated: false,
+        },
+        current_resource: null,
+      },
+      force: false,
+    });
+    expect(applied.status).toBe(200);
+    const [instance] = await store!.find('instances', { where: { backend: 'remote' } });
+    expect(instance.remoteConnectionInfo).toMatch(/^enc:aes:key2:/);
+    await server!.close();
+    await store!.close();
+    server = undefined;
+    store = undefined;
+
+    const db = new Database(join(serverDir, 'data', 'sqlite.db'), { readonly: true });
+    const fleets = JSON.stringify(db.prepare('select * from fleets').all());
+    db.close();
+
+    expect(fleets).not.toContain(hostKey);
+  });
 });
