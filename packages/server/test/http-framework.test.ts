@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import { ForbiddenError, ResourceExistsError } from '@dstack/core';
+import { readFile } from 'node:fs/promises';
+import { ForbiddenError, ResourceExistsError, ServerClientError } from '@dstack/core';
 import { createHttpApp, parseBody, requireUser } from '../src/http/index.js';
 import { createTestContext } from './helpers.js';
 
@@ -38,6 +39,15 @@ function build(): FastifyInstance {
   });
   app.post('/api/forbidden', async () => {
     throw new ForbiddenError('User cannot create projects');
+  });
+  app.post('/api/fields', async () => {
+    throw new ServerClientError('Invalid credentials', 'invalid_credentials', [
+      ['creds', 'api_key'],
+      ['creds', 'secret'],
+    ]);
+  });
+  app.post('/api/long_name', async () => {
+    await readFile(`/tmp/${'x'.repeat(5000)}`);
   });
   app.post('/api/crash', async () => {
     throw new Error('secret internals');
@@ -188,6 +198,19 @@ describe('the HTTP framework', () => {
     const forbidden = await app!.inject({ method: 'POST', url: '/api/forbidden' });
     expect(forbidden.statusCode).toBe(403);
     expect(forbidden.json()).toEqual({ msg: 'User cannot create projects', code: null });
+
+    const fields = await app!.inject({ method: 'POST', url: '/api/fields' });
+    expect(fields.statusCode).toBe(400);
+    expect(fields.json()).toEqual({
+      detail: [
+        { msg: 'Invalid credentials', code: 'invalid_credentials', fields: ['creds', 'api_key'] },
+        { msg: 'Invalid credentials', code: 'invalid_credentials', fields: ['creds', 'secret'] },
+      ],
+    });
+
+    const long = await app!.inject({ method: 'POST', url: '/api/long_name' });
+    expect(long.statusCode).toBe(400);
+    expect(long.json()).toEqual({ detail: 'Filename too long' });
 
     const crash = await app!.inject({ method: 'POST', url: '/api/crash' });
     expect(crash.statusCode).toBe(500);

@@ -36,6 +36,11 @@ export function installErrorHandler(app: FastifyInstance): void {
       return reply.status(error.status).send(error.body());
     }
 
+    // The original answers an OS "file name too long" (errno 36/63) as a client error.
+    if ((error as NodeJS.ErrnoException).code === 'ENAMETOOLONG') {
+      return reply.status(400).send({ detail: 'Filename too long' });
+    }
+
     const status = error.statusCode;
 
     if (typeof status === 'number' && status >= 400 && status < 500) {
