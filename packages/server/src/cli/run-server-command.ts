@@ -98,6 +98,7 @@ export async function runServerCommand(
       logger.info(`Applying ${configPath}...`);
     }
   } catch (error) {
+    await logStore?.close?.();
     await store?.close();
     throw new StartError((error as Error).message);
   }
