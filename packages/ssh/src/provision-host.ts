@@ -12,6 +12,7 @@ import {
   ensureRemoteDir,
   readRemoteFile,
   remoteMode,
+  removeRemoteEntry,
   runChecked,
   writeRemoteFileAtomic,
 } from './remote-files.js';
@@ -152,22 +153,32 @@ async function editAuthorizedKeys(
   connection: SshConnection,
   home: string,
   edit: (text: string | null) => string | null,
-): Promise<boolean> {
+): Promise<HostChanges & { changed: boolean; text: string | null }> {
   const sftp = await connection.sftp();
   const path = `${home}/.ssh/authorized_keys`;
   const current = await readRemoteFile(sftp, path);
   const text = current === null ? null : current.toString('utf8');
   const next = edit(text);
+  const unchanged = { changed: false, createdSshDir: false, createdAuthorizedKeys: false, text };
   if (next === null || next === text) {
-    return false;
+    return unchanged;
   }
 
+  const createdSshDir = (await remoteMode(sftp, `${home}/.ssh`)) === null;
   await ensureRemoteDir(sftp, `${home}/.ssh`, 0o700);
   const mode = (await remoteMode(sftp, path)) ?? 0o600;
   await writeRemoteFileAtomic(sftp, path, next, mode);
 
-  return true;
+  return { changed: true, createdSshDir, createdAuthorizedKeys: text === null, text: next };
 }
+
+/** What provisioning created outside the agent's directory, so releasing can undo it. */
+interface HostChanges {
+  createdSshDir: boolean;
+  createdAuthorizedKeys: boolean;
+}
+
+const hostChangesFile = 'host-changes.json';
 
 /**
  * Prepares a host: logs in with the user's key, checks and measures it, installs the project
@@ -211,13 +222,22 @@ export async function provisionHost(
     }
 
     const home = await remoteHome(first, commandTimeout());
-    const keyAdded = await editAuthorizedKeys(
+    const keys = await editAuthorizedKeys(
       first,
       home,
       (text) => addAuthorizedKey(text, host.projectPublicKey).text,
     );
+    const keyAdded = keys.changed;
     await installRunner(first, commandTimeout());
     await writeHostEnv(first, host.env, commandTimeout());
+    if (keyAdded) {
+      const changes: HostChanges = {
+        createdSshDir: keys.createdSshDir,
+        createdAuthorizedKeys: keys.createdAuthorizedKeys,
+      };
+      const path = `${home}/${agentDirName}/${hostChangesFile}`;
+      await writeRemoteFileAtomic(await first.sftp(), path, JSON.stringify(changes), 0o600);
+    }
     first.close();
 
     // The agent logs in with the project key from now on: prove that it works.
@@ -296,15 +316,28 @@ export async function releaseHost(
       connectTimeoutMillis: Math.min(context.connectTimeoutMillis, remaining()),
     });
     track(connection);
+    const home = await remoteHome(connection, commandTimeout());
+    const sftp = await connection.sftp();
+    const recorded = await readRemoteFile(sftp, `${home}/${agentDirName}/${hostChangesFile}`);
+    const changes = recorded === null
+      ? null
+      : (JSON.parse(recorded.toString('utf8')) as HostChanges);
     const runner = `"$HOME/${agentDirName}/runner.py"`;
     const stopAll = `if [ -f ${runner} ]; then ${runnerCommand(['stop-all'])} >/dev/null; fi`;
     await runChecked(connection, `${stopAll}; rm -rf -- "$HOME/${agentDirName}"`, {
       timeoutMillis: commandTimeout(),
     });
-    const home = await remoteHome(connection, commandTimeout());
-    await editAuthorizedKeys(connection, home, (text) =>
+    const keys = await editAuthorizedKeys(connection, home, (text) =>
       text === null ? null : removeAuthorizedKey(text, host.projectPublicKey),
     );
+    if (changes?.createdAuthorizedKeys && keys.text !== null && keys.text.trim() === '') {
+      await removeRemoteEntry(sftp, `${home}/.ssh/authorized_keys`, 'file');
+    }
+
+    if (changes?.createdSshDir) {
+      await removeRemoteEntry(sftp, `${home}/.ssh`, 'empty-dir');
+    }
+
     connection.close();
     context.logger.child({ host: label }).info('ssh host released');
   });

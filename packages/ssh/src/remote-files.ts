@@ -85,6 +85,22 @@ export async function writeRemoteFileAtomic(
   }
 }
 
+/** Removes a file, or an empty directory; what is missing or not empty is left alone. */
+export async function removeRemoteEntry(
+  sftp: SFTPWrapper,
+  path: string,
+  kind: 'file' | 'empty-dir',
+): Promise<void> {
+  await sftpCall<void>((done) => {
+    const callback = (error: Error | null | undefined): void => done(error, undefined);
+    if (kind === 'file') {
+      sftp.unlink(path, callback);
+    } else {
+      sftp.rmdir(path, callback);
+    }
+  }).catch(() => undefined);
+}
+
 /** Runs a command that must succeed; its stderr goes into the error. */
 export async function runChecked(
   connection: SshConnection,

@@ -37,6 +37,11 @@ export interface StartSshdOptions {
   authorizedKeys: string[];
   /** Sessions get a PATH without python3, as on a host that lacks it. */
   withoutPython?: boolean;
+  /**
+   * The given keys live outside the home (sshd reads both files), so the home starts
+   * without `~/.ssh`.
+   */
+  keysOutsideHome?: boolean;
 }
 
 export async function freePort(address: string): Promise<number> {
@@ -133,10 +138,16 @@ export async function startSshd(options: StartSshdOptions): Promise<SshdHost> {
   await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
   const dir = await mkdtemp(join(tmpdir(), 'dstack-sshd-'));
   const home = join(dir, 'home');
-  await mkdir(join(home, '.ssh'), { recursive: true, mode: 0o700 });
   const authorizedKeysPath = join(home, '.ssh', 'authorized_keys');
+  const outsidePath = join(dir, 'user_keys');
   const keys = options.authorizedKeys.map((key) => `${key.trim()}\n`).join('');
-  await writeFile(authorizedKeysPath, keys, { mode: 0o600 });
+  if (options.keysOutsideHome) {
+    await mkdir(home, { mode: 0o700 });
+    await writeFile(outsidePath, keys, { mode: 0o600 });
+  } else {
+    await mkdir(join(home, '.ssh'), { recursive: true, mode: 0o700 });
+    await writeFile(authorizedKeysPath, keys, { mode: 0o600 });
+  }
   const hostKey = join(dir, 'host_ed25519');
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
   const env = [`HOME=${home}`];
@@ -152,7 +163,7 @@ export async function startSshd(options: StartSshdOptions): Promise<SshdHost> {
       `ListenAddress ${options.address}:${port}`,
       `HostKey ${hostKey}`,
       `PidFile ${join(dir, 'sshd.pid')}`,
-      `AuthorizedKeysFile ${authorizedKeysPath}`,
+      `AuthorizedKeysFile ${outsidePath} ${authorizedKeysPath}`,
       'PermitRootLogin prohibit-password',
       'PubkeyAuthentication yes',
       'PasswordAuthentication no',
