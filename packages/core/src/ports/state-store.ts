@@ -1,6 +1,10 @@
 import type { LeasedTableName, TableName, TableRows } from '../records.js';
 
-/** A comparison on one column. Several operators in one object all have to hold. */
+/**
+ * A comparison on one column. Several operators in one object all have to hold. A null
+ * column matches `ne` and `notIn` (it differs from every value) and never `eq`, `in` or a
+ * bound; an empty `in` matches nothing and an empty `notIn` everything.
+ */
 export interface Condition<V> {
   eq?: V;
   ne?: V;
@@ -28,7 +32,10 @@ export type OrderBy<R> = readonly (readonly [keyof R & string, 'asc' | 'desc'])[
 
 export interface FindOptions<R> {
   where?: Where<R>;
-  /** Rows come back in this order; without it the order is unspecified. */
+  /**
+   * Rows come back in this order (nulls first when ascending, last when descending; text by
+   * character code, not by locale); without it the order is unspecified.
+   */
   orderBy?: OrderBy<R>;
   limit?: number;
   offset?: number;
@@ -98,6 +105,9 @@ export interface StateStore extends StateAccess {
   /**
    * Runs `work` in one transaction: it commits when `work` resolves and rolls back when it
    * throws. Nested calls on the transaction's own access run in the same transaction.
+   * Calls on the store itself from inside `work` reject (use `tx`); a write through `tx` that
+   * throws undoes only itself. Isolation is at least read committed (Postgres); the
+   * in-memory and SQLite stores run transactions one at a time.
    */
   transaction<R>(work: (tx: StateAccess) => Promise<R>): Promise<R>;
 
