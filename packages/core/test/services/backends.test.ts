@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -27,6 +27,7 @@ import type {
   BackendProvider,
   BackendSettings,
   BackendsScope,
+  ConfigProjectBackends,
   InstanceRecord,
   ProjectRecord,
   UserRecord,
@@ -351,6 +352,38 @@ describe('syncConfigBackends', () => {
     expect(logged).toContain('Failed to create backend runpod in project main');
     expect(logged).toContain('config.yml lists a project that does not exist');
     expect(logged).not.toContain('"bad"');
+  });
+
+  it('rewrites from config.yml a backend whose creds no key can decrypt any more', async () => {
+    const lost = createTestContext({
+      keys: [{ type: 'aes', name: 'lost', secret: Buffer.alloc(32, 7).toString('base64') }],
+    });
+    lost.store = ctx.store;
+    lost.providers = ctx.providers;
+    await createBackend(lost, scope, goodRunpod);
+
+    const result = await syncConfigBackends(ctx, [{ name: 'main', backends: [goodRunpod] }]);
+
+    expect(result[0].updated).toEqual(['runpod']);
+    const [row] = await ctx.store.find('backends');
+    expect(row.auth).toMatch(/^enc:aes:key2:/);
+    expect((await getBackendConfigInfo(ctx, scope, 'runpod')).creds).toEqual(goodRunpod.creds);
+  });
+
+  it('applies the backends of fixtures/server/config-aes.yml', async () => {
+    const config = parse(
+      readFileSync('/work/shared/fixtures/server/config-aes.yml', 'utf8'),
+    ) as { projects: ConfigProjectBackends[] };
+
+    const result = await syncConfigBackends(ctx, config.projects);
+
+    expect(result).toEqual([{
+      projectName: 'main', created: ['local'], updated: [], unchanged: [], deleted: [], kept: [],
+      failed: [],
+    }]);
+    expect(await listProjectBackendsForWire(ctx, project.id)).toEqual([
+      { name: 'local', config: { type: 'local' } },
+    ]);
   });
 
   it('reads credentials given by filename into data', async () => {
