@@ -22,6 +22,7 @@ import {
 import {
   cloudWatchBatchLimits,
   maxEmptyPagesFollowed,
+  maxFutureMillis,
   type CloudWatchLogStoreOptions,
 } from './config.js';
 import { errorName, isRetryableAwsError } from './aws-errors.js';
@@ -189,8 +190,11 @@ export async function createCloudWatchLogStore(
       return { events: [], nextToken: request.nextToken ?? null, externalUrl };
     }
 
-    // Without an end, an ascending read stops at now, so a live stream cannot page forever.
-    const endTime = request.endTime ?? (request.descending ? undefined : Date.now());
+    // Without an end, an ascending read stops at a moving bound, so a live stream cannot page
+    // forever, as in the original. The bound is the furthest ahead PutLogEvents accepts rather
+    // than the original's now: a burst of lines can be stamped ahead of the clock.
+    const endTime =
+      request.endTime ?? (request.descending ? undefined : Date.now() + maxFutureMillis);
     let token = request.nextToken ?? undefined;
 
     for (let followed = 0; ; followed += 1) {

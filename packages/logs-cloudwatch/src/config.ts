@@ -34,6 +34,9 @@ export const cloudWatchBatchLimits: LogBatchLimits = {
   dropEmptyMessages: true,
 };
 
+/** How far ahead of the clock PutLogEvents accepts an event. */
+export const maxFutureMillis = 2 * hourMillis;
+
 /** Empty GetLogEvents pages a poll follows before it hands the token back, as the original. */
 export const maxEmptyPagesFollowed = 10;
 

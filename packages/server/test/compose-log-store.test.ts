@@ -2,8 +2,17 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { LogEvent, LogStore, LogStream } from '@dstack/core';
+import {
+  createLocalBackendProvider,
+  ensureDefaultFleet,
+  newId,
+  startScheduler,
+  type LogEvent,
+  type LogStore,
+  type LogStream,
+} from '@dstack/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import {
   startFakeCloudWatchLogs,
   type FakeCloudWatchLogs,
@@ -13,6 +22,7 @@ import {
   type FakeGcpLogging,
 } from '../../logs-gcp/test/fake-gcp-logging-server.js';
 import { openLogStore } from '../src/compose/log-store.js';
+import { createTestServer, post } from './helpers.js';
 
 const stream: LogStream = {
   projectName: 'main',
@@ -192,3 +202,166 @@ describe('openLogStore', () => {
     expect(message).toMatch(/cannot start: .*no-such-credentials\.json/);
   });
 });
+
+const fixtures = join(import.meta.dirname, '../../../../shared/fixtures/configs');
+
+// What task-long-output prints, with its two invalid bytes replaced as the API promises.
+const longOutput =
+  Array.from({ length: 50_000 }, (_, i) => `row ${i} ${'x'.repeat(i % 300)}\n`).join('') +
+  'no newline at end' +
+  '\ufffd\ufffd invalid utf-8 bytes\n' +
+  `wide: ${'é'.repeat(40_000)}\n`;
+
+describe('task-long-output through logs/poll with each log store', () => {
+  let cloudWatch: FakeCloudWatchLogs;
+  let gcp: FakeGcpLogging;
+
+  beforeAll(async () => {
+    // The services throttle one request in five the whole time.
+    cloudWatch = await startFakeCloudWatchLogs({ throttleEvery: 5 });
+    cloudWatch.createLogGroup('dstack-e2e');
+    gcp = await startFakeGcpLogging(['dstack-e2e'], { throttleEvery: 5 });
+  });
+
+  afterAll(async () => {
+    await cloudWatch.close();
+    await gcp.close();
+  });
+
+  const kinds: [string, () => Record<string, string>][] = [
+    ['files', () => ({})],
+    [
+      'CloudWatch',
+      () => ({
+        DSTACK_SERVER_CLOUDWATCH_LOG_GROUP: 'dstack-e2e',
+        DSTACK_SERVER_CLOUDWATCH_LOG_REGION: 'us-east-2',
+        DSTACK_SERVER_CLOUDWATCH_ENDPOINT: cloudWatch.url,
+        ...awsKeys,
+      }),
+    ],
+    [
+      'GCP Logging',
+      () => ({
+        DSTACK_SERVER_GCP_LOGGING_PROJECT: 'dstack-e2e',
+        DSTACK_SERVER_GCP_LOGGING_ENDPOINT: gcp.url,
+      }),
+    ],
+  ];
+
+  for (const [kind, env] of kinds) {
+    it(`reads back every byte in order from ${kind}`, { timeout: 240_000 }, async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'dstack-e2e-logs-'));
+      const logStore = await openLogStore({ env: env(), serverDir: dir });
+      const server = await createTestServer({
+        providers: [createLocalBackendProvider({ serverDir: dir })],
+        settings: { serverDir: dir },
+        logStore,
+      });
+      const scheduler = startScheduler(server.ctx, { stopGraceMillis: 1000 });
+
+      try {
+        const project = await server.ctx.store.findOne('projects', { where: { name: 'main' } });
+        await server.ctx.store.insert('backends', {
+          id: newId(),
+          projectId: project!.id,
+          type: 'local',
+          config: {},
+          auth: null,
+          sourceConfig: {},
+          sourceAuth: null,
+        });
+        await ensureDefaultFleet(server.ctx, 'main');
+        const configuration = await longOutputTask();
+        const applied = await post(server, '/api/project/main/runs/apply', server.adminToken, {
+          plan: { run_spec: { configuration, ssh_key_pub: 'ssh-rsa AAA' }, current_resource: null },
+          force: false,
+        });
+        expect(applied.statusCode, applied.body).toBe(200);
+
+        const run = await waitForRun(server, 'chatty', 180_000);
+        expect(run.status).toBe('done');
+        const submissionId = run.jobs[0].job_submissions[0].id as string;
+        const text = await pollAll(server, 'chatty', submissionId);
+
+        expect(text.length).toBe(longOutput.length);
+        expect(text === longOutput).toBe(true);
+      } finally {
+        await scheduler.stop();
+        await server.close();
+        await logStore.close?.();
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  }
+});
+
+type Server = Awaited<ReturnType<typeof createTestServer>>;
+
+/**
+ * The fixture's configuration. As written it is not valid YAML (line 7 holds ': ' in a plain
+ * scalar), so its commands are taken as intended when the file does not parse.
+ */
+async function longOutputTask(): Promise<unknown> {
+  const text = await readFile(join(fixtures, 'task-long-output.dstack.yml'), 'utf8');
+
+  try {
+    return parse(text) as unknown;
+  } catch {
+    return {
+      type: 'task',
+      name: 'chatty',
+      commands: [
+        `python3 -c "import sys; [print('row', i, 'x' * (i % 300)) for i in range(50000)]"`,
+        "printf 'no newline at end'",
+        "printf '\\xff\\xfe invalid utf-8 bytes\\n'",
+        `python3 -c "print('wide: ' + 'é' * 40000)"`,
+      ],
+    };
+  }
+}
+
+async function waitForRun(
+  server: Server,
+  runName: string,
+  timeoutMillis: number,
+): Promise<{ status: string; jobs: { job_submissions: { id: string }[] }[] }> {
+  const deadline = Date.now() + timeoutMillis;
+
+  for (;;) {
+    const response = await post(server, '/api/project/main/runs/get', server.adminToken, {
+      run_name: runName,
+    });
+    const run = response.json() as Awaited<ReturnType<typeof waitForRun>>;
+
+    if (['done', 'failed', 'terminated'].includes(run.status) || Date.now() > deadline) {
+      return run;
+    }
+
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** Follows next_token from the start as the CLI does: ascending, pages of 1,000. */
+async function pollAll(server: Server, runName: string, submissionId: string): Promise<string> {
+  const parts: string[] = [];
+  let nextToken: string | null = null;
+  let pages = 0;
+
+  do {
+    const response = await post(server, '/api/project/main/logs/poll', server.adminToken, {
+      run_name: runName,
+      job_submission_id: submissionId,
+      limit: 1000,
+      ...(nextToken === null ? {} : { next_token: nextToken }),
+    });
+    expect(response.statusCode, response.body).toBe(200);
+    const page = response.json() as { logs: { message: string }[]; next_token?: string | null };
+    expect(page.logs.length).toBeLessThanOrEqual(1000);
+    parts.push(...page.logs.map((event) => Buffer.from(event.message, 'base64').toString('utf8')));
+    nextToken = page.next_token ?? null;
+    pages += 1;
+    expect(pages).toBeLessThan(500);
+  } while (nextToken !== null);
+
+  return parts.join('');
+}
