@@ -47,6 +47,7 @@ async function createIndex(
 
 const lease = 'lock_token text, lock_owner text, lock_expires_at time';
 
+// TODO: no foreign keys (the in-memory store has none); add them when deletes need cascades.
 const initialSchema: StateMigration = {
   async up(db, dialect) {
     await createTable(db, dialect, 'users', `

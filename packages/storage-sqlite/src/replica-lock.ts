@@ -144,6 +144,7 @@ export function acquireReplicaLock(databasePath: string): ReplicaLock {
     }
 
     // The owner is gone: remove its lock unless someone else replaced it meanwhile.
+    // TODO: two servers taking over one stale lock at the same instant can both win.
     if (readOwner(lockPath)?.text === existing.text) {
       try {
         unlinkSync(lockPath);
