@@ -252,7 +252,7 @@ export async function runCopyStateCommand(
       from,
       to,
       progress: ({ table, copied, total }) => {
-        if (copied === total || copied % 5000 === 0) {
+        if (copied === total || (copied > 0 && copied % 5000 === 0)) {
           io.stdout(`  ${table}: ${copied}/${total}`);
         }
       },
