@@ -1,4 +1,10 @@
-import { createMutex, DuplicateKeyError, guardStateStore, tableColumns } from '@dstack/core';
+import {
+  createMutex,
+  DuplicateKeyError,
+  guardStateStore,
+  silentLogger,
+  tableColumns,
+} from '@dstack/core';
 import type { Mutex } from '@dstack/core';
 import { sql } from 'kysely';
 import type {
@@ -212,6 +218,7 @@ function createAccess(db: AnyKysely, dialect: SqlDialect, savepoints?: Savepoint
  */
 export function createSqlStateStore(options: SqlStateStoreOptions): StateStore {
   const { db, dialect } = options;
+  const log = (options.logger ?? silentLogger).child({ stateStore: dialect.name });
   const access = createAccess(db, dialect);
 
   const transaction = <R>(work: (tx: StateAccess) => Promise<R>): Promise<R> =>
@@ -255,6 +262,7 @@ export function createSqlStateStore(options: SqlStateStoreOptions): StateStore {
         .where('id', 'in', ids)
         .execute();
 
+      log.debug({ table, owner: request.owner, rows: ids.length }, 'rows claimed');
       const rows = await trx.selectFrom(table).selectAll().where('id', 'in', ids).execute();
       const byId = new Map(rows.map((row: Row) => [row.id as string, decodeRow(table, row)]));
       return ids.map((id) => byId.get(id));
