@@ -1,7 +1,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   BackendInvalidCredentialsError,
@@ -52,10 +54,13 @@ function writeConfig(keys: object[]): void {
   writeFileSync(join(serverDir, 'config.yml'), `${lines.join('\n')}\n`);
 }
 
-/** Starts the server the way the bin composes it: config.yml, its cipher, the SQLite store. */
-async function start(): Promise<DstackServer> {
+const postgresUrl =
+  process.env.DSTACK_TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
+
+/** Starts the server the way the bin composes it: config.yml, its cipher, the state store. */
+async function start(databaseUrl?: string): Promise<DstackServer> {
   const config = await loadServerConfig(join(serverDir, 'config.yml'));
-  const store = await openStateStore({ serverDir });
+  const store = await openStateStore({ serverDir, ...(databaseUrl ? { databaseUrl } : {}) });
   const server = await createServer({
     store,
     logStore: createMemoryLogStore(),
@@ -110,7 +115,7 @@ function encryptedValuesOnDisk(): string[] {
   }
 }
 
-function captureIo() {
+function captureIo(env: Record<string, string> = {}) {
   const out: string[] = [];
   const err: string[] = [];
 
@@ -120,7 +125,7 @@ function captureIo() {
     io: {
       stdout: (line: string) => out.push(line),
       stderr: (line: string) => err.push(line),
-      env: { DSTACK_SERVER_DIR: serverDir },
+      env: { DSTACK_SERVER_DIR: serverDir, ...env },
     },
   };
 }
@@ -262,6 +267,47 @@ describe('key rotation with dstack-server reencrypt', () => {
     expect((await Promise.all(secrets)).map((response) => response.body.value)).toEqual([
       'written-under-key1', 'written-during-the-run',
     ]);
+  });
+
+  it('rotates a Postgres state too', async () => {
+    const database = `encryption_rotation_${randomBytes(4).toString('hex')}`;
+    const admin = new pg.Client({ connectionString: postgresUrl });
+    await admin.connect();
+    await admin.query(`create database ${database}`);
+    const url = new URL(postgresUrl);
+    url.pathname = `/${database}`;
+    const databaseUrl = url.toString();
+
+    try {
+      writeConfig([key1]);
+      let server = await start(databaseUrl);
+      await call(server, 'admin-token-value', '/api/project/main/secrets/create_or_update', {
+        name: 'pg_secret', value: 'pg-secret-value',
+      });
+      await stop();
+
+      writeConfig([key2, key1]);
+      const run = captureIo({ DSTACK_DATABASE_URL: databaseUrl });
+      expect(await runReencryptCommand(['--batch-size', '1'], run.io)).toBe(0);
+      expect(run.out[0]).toMatch(/^re-encrypting Postgres postgresql:.*encryption_rotation_/);
+      expect(run.out).toContain(
+        '  secrets: 1 rows; rewritten: 1 from aes:key1; already current: 0',
+      );
+
+      writeConfig([key2]);
+      server = await start(databaseUrl);
+      const secret = await call(server, 'admin-token-value', '/api/project/main/secrets/get', {
+        name: 'pg_secret',
+      });
+      expect(secret.body.value).toBe('pg-secret-value');
+      const rows = await server.ctx.store.find('users');
+      expect(rows.every((row) => row.token.startsWith('enc:aes:key2:'))).toBe(true);
+      await stop();
+    } finally {
+      await stop();
+      await admin.query(`drop database if exists ${database} with (force)`);
+      await admin.end();
+    }
   });
 
   it('refuses to write plaintext without being told, and bad arguments', async () => {
