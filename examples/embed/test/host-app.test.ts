@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, DstackApiError } from '@dstack/client';
 import { startHostApp } from '../src/host-app.js';
 import type { HostApp } from '../src/host-app.js';
+import { ensureBackend, waitForFleet } from './ensure-backend.js';
 
 describe('dstack embedded in a host app', () => {
   let serverDir: string;
@@ -52,4 +53,24 @@ describe('dstack embedded in a host app', () => {
     expect(answer.status).toBe(200);
     expect(await answer.json()).toEqual({ runs: [] });
   });
+
+  it('runs a task for a client that talks to the host app, and lists it in the app', async () => {
+    const client = createClient({ url: app.url, token: app.dstack.adminToken });
+    await ensureBackend(client, 'local');
+    await waitForFleet(client);
+
+    const applied = await client.apply({
+      type: 'task', name: 'embedded', commands: ['echo "ran inside the host app"'],
+    });
+    expect(applied.kind).toBe('run');
+    const lines: string[] = [];
+
+    for await (const line of client.logs('embedded', { intervalMillis: 200 })) {
+      lines.push(line.message);
+    }
+
+    expect(lines).toEqual(['ran inside the host app\n']);
+    const answer = await fetch(`${app.url}/app/runs`);
+    expect(await answer.json()).toEqual({ runs: [{ name: 'embedded', status: 'done' }] });
+  }, 60_000);
 });
