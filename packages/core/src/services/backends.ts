@@ -129,6 +129,8 @@ function withAllFields(
   return { ...full, ...config };
 }
 
+// TODO: only `creds` is encrypted, so a kubeconfig stays in the plain config as in the
+// original; it matters once a kubernetes provider is registered.
 function splitCreds(config: BackendConfigInput): {
   plain: Record<string, unknown>;
   creds: unknown;
@@ -243,6 +245,7 @@ export async function updateBackend(
   return withAllFields(ctx.providers.get(input.type), input, { creds: true });
 }
 
+// TODO: active volumes are not checked (no volumes table yet); it matters once volumes exist.
 /** The types among `types` that active instances of the project still use. */
 export async function backendTypesInUse(
   access: StateAccess,
