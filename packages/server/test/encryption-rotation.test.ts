@@ -180,6 +180,8 @@ describe('key rotation with dstack-server reencrypt', () => {
     expect(first.out[0]).toBe(
       `re-encrypting SQLite ${join(serverDir, 'data', 'sqlite.db')} with key key2 (aes)`,
     );
+    expect(first.out).toContain('  users: 2/2 rows');
+    expect(first.out).toContain('  secrets: 1/1 rows');
     expect(first.out).toContain('  users: 2 rows; rewritten: 4 from aes:key1; already current: 0');
     expect(first.out).toContain(
       '  secrets: 1 rows; rewritten: 1 from aes:key1; already current: 0',

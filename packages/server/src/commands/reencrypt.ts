@@ -65,6 +65,11 @@ function parseArguments(argv: readonly string[]): ReencryptArguments | 'help' | 
   return parsed;
 }
 
+/** How often progress is printed: about every 5000 rows, at least every batch. */
+function progressStepRows(batchSize: number): number {
+  return Math.max(batchSize, Math.round(5000 / batchSize) * batchSize);
+}
+
 function counts(values: Record<string, number>): string {
   const entries = Object.entries(values);
 
@@ -172,7 +177,11 @@ export async function runReencryptCommand(
     const reports = await reencryptStore(store, cipher, {
       batchSize: parsed.batchSize,
       onProgress: ({ table, rowsDone, rowsTotal }) => {
-        io.stdout(`  ${table}: ${rowsDone}/${rowsTotal} rows`);
+        const step = progressStepRows(parsed.batchSize);
+
+        if (rowsDone >= rowsTotal || rowsDone % step < parsed.batchSize) {
+          io.stdout(`  ${table}: ${rowsDone}/${rowsTotal} rows`);
+        }
       },
     });
 
