@@ -5,8 +5,8 @@ import type { AddressInfo, Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EventRecord, StateStore } from '@dstack/core';
+import { openPostgresPool } from '@dstack/storage-postgres';
 import { ReplicaLockError } from '@dstack/storage-sqlite';
-import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   isPostgresUrl,
@@ -19,7 +19,7 @@ import {
 const postgresBase =
   process.env.DSTACK_TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
 const schema = `compose_${randomBytes(4).toString('hex')}`;
-const admin = new pg.Pool({ connectionString: postgresBase, max: 2 });
+const admin = openPostgresPool({ connectionString: postgresBase, max: 2 });
 const opened: StateStore[] = [];
 const dirs: string[] = [];
 

@@ -13,8 +13,8 @@ import type {
   TableName,
   UserRecord,
 } from '@dstack/core';
-import { ReplicaLockError } from '@dstack/storage-sqlite';
-import pg from 'pg';
+import { openPostgresPool } from '@dstack/storage-postgres';
+import { openSqliteDatabase, ReplicaLockError } from '@dstack/storage-sqlite';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { copyState, runCopyStateCommand } from '../src/commands/copy-state.js';
 import type { CommandIo } from '../src/commands/copy-state.js';
@@ -22,7 +22,7 @@ import { openStateStore } from '../src/compose/state-store.js';
 
 const postgresBase =
   process.env.DSTACK_TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
-const admin = new pg.Pool({ connectionString: postgresBase, max: 2 });
+const admin = openPostgresPool({ connectionString: postgresBase, max: 2 });
 const schemas: string[] = [];
 let serverDir: string;
 let sourcePath: string;
@@ -231,7 +231,6 @@ describe('copyState', () => {
 
   it('refuses a file that is not a state of this server', async () => {
     const other = join(serverDir, 'other.db');
-    const { openSqliteDatabase } = await import('@dstack/storage-sqlite');
     const db = openSqliteDatabase(other);
     db.exec('create table users (id text)');
     db.close();
