@@ -342,8 +342,15 @@ describe('fixtures on the local backend through the bin', () => {
     expect(retried.jobs[0].job_submissions.every((s: Json) => s.exit_status === 3)).toBe(true);
 
     const stopped = await waitFor('http-task', ['terminated', 'failed', 'done'], 150_000);
-    expect(stopped.status).toBe('terminated');
-    expect(latest(stopped).termination_reason).toBe('max_duration_exceeded');
+    const submission = latest(stopped);
+    expect(submission.status).toBe('terminated');
+    expect(submission.termination_reason).toBe('max_duration_exceeded');
+    expect(submission.error).toBe('max duration exceeded');
+    // As in the original, a job ended by a reason that is not retried fails its run.
+    expect(stopped.status).toBe('failed');
+    expect(stopped.termination_reason).toBe('job_failed');
+    expect(Date.parse(submission.finished_at) - Date.parse(submission.submitted_at))
+      .toBeGreaterThanOrEqual(120_000);
   }, 300_000);
 
   it('a killed server finds its running job on restart and carries on', async () => {

@@ -7,6 +7,7 @@ import { commandLinesOf, dstackEnv } from '../services/jobs.js';
 import { interpolateJobSecrets } from '../services/secret-interpolation.js';
 import { getProjectSecrets } from '../services/secrets.js';
 import { drainAgent } from './job-logs.js';
+import { nudge } from './nudge.js';
 import type { Claimed, PipelineDefinition } from './pipeline.js';
 import { dueByStatus } from './pipeline.js';
 import type { SchedulerRuntime } from './runtime.js';
@@ -167,6 +168,8 @@ async function startJob(rt: SchedulerRuntime, item: JobItem, run: RunRecord): Pr
 
   if (await item.commit({ status: 'running', runnerTimestamp: 0, disconnectedAt: null })) {
     ctx.logger.info({ runName: job.runName, jobId: job.id }, 'job started');
+    await nudge(ctx.store, 'runs', job.runId);
+    ctx.hint?.('runs');
   }
 }
 
@@ -195,7 +198,7 @@ async function followJob(rt: SchedulerRuntime, item: JobItem, run: RunRecord): P
 
       if (committed) {
         ctx.logger.info({ runName: job.runName, jobId: job.id, status: state.status },
-          'job finished');
+          'job process ended');
         ctx.hint?.('jobs');
       }
 

@@ -18,6 +18,7 @@ import { collectOffers, instanceFits, projectBackends } from '../services/offers
 import { candidateFleets } from '../services/runs.js';
 import type { Claimed, PipelineDefinition } from './pipeline.js';
 import { dueByStatus } from './pipeline.js';
+import { nudge } from './nudge.js';
 import type { SchedulerRuntime } from './runtime.js';
 import { errorText } from './runtime.js';
 
@@ -395,7 +396,9 @@ async function processSubmittedJob(rt: SchedulerRuntime, item: JobItem): Promise
   }
 
   if (await assignPoolInstance(rt, item, run, fleets, master)) {
+    await nudge(ctx.store, 'runs', run.id);
     ctx.hint?.('jobs');
+    ctx.hint?.('runs');
     return;
   }
 
@@ -406,7 +409,9 @@ async function processSubmittedJob(rt: SchedulerRuntime, item: JobItem): Promise
     const failure = await provisionOffer(rt, item, run, choice);
 
     if (failure === null) {
+      await nudge(ctx.store, 'runs', run.id);
       ctx.hint?.('jobs');
+      ctx.hint?.('runs');
       return;
     }
 

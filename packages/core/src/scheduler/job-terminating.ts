@@ -4,6 +4,7 @@ import type { StateAccess } from '../ports/state-store.js';
 import type { JobRecord } from '../records.js';
 import { jobStatusForReason } from '../services/run-status.js';
 import { drainAgent } from './job-logs.js';
+import { nudge } from './nudge.js';
 import { reasonOfAgentState } from './job-running.js';
 import type { Claimed, PipelineDefinition } from './pipeline.js';
 import { dueByStatus } from './pipeline.js';
@@ -50,6 +51,7 @@ async function finish(
 
     if (ok) {
       await releaseInstance(tx, job, now);
+      await nudge(tx, 'runs', job.runId);
     }
 
     return ok;
