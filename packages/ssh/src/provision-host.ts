@@ -27,6 +27,23 @@ import { endpointLabel, openSshConnection } from './ssh-connection.js';
 import type { SshConnection, SshEndpoint } from './ssh-connection.js';
 import { SshHostError } from './ssh-host-error.js';
 
+/** What a remote instance's `backend_data` holds (public facts only: it goes on the wire). */
+export interface RemoteBackendData {
+  /** The host key fingerprint seen at provisioning, which later connections must match. */
+  host_key: string;
+}
+
+/** The host key a remote instance was provisioned with, or null for older data. */
+export function provisionedHostKey(backendData: string | null): string | null {
+  try {
+    const parsed = JSON.parse(backendData ?? 'null') as Partial<RemoteBackendData> | null;
+
+    return typeof parsed?.host_key === 'string' ? parsed.host_key : null;
+  } catch {
+    return null;
+  }
+}
+
 /** The oldest python3 the runner supports. */
 const minPython: [number, number] = [3, 6];
 
@@ -244,6 +261,7 @@ export async function provisionHost(
     const agentConnection = await openSshConnection(projectEndpoint(host), {
       proxyJump: proxy,
       connectTimeoutMillis: connectTimeoutMillis(),
+      expectedHostKey: first.hostKey,
     }).catch((error: unknown) => {
       const cause = error instanceof Error ? error.message : String(error);
       throw new SshHostError(
@@ -279,7 +297,7 @@ export async function provisionHost(
         username: host.proxyJump.user,
         port: host.proxyJump.port,
       },
-      backend_data: null,
+      backend_data: JSON.stringify({ host_key: first.hostKey } satisfies RemoteBackendData),
       gpu_driver: gpu?.driverVersion ? { vendor: 'nvidia', version: gpu.driverVersion } : null,
     };
     log.info(

@@ -8,7 +8,7 @@ import type {
 } from '@dstack/core';
 import type { ResolvedSshOptions, SshBackendProviderOptions, SshHostKeys } from './config.js';
 import { createConnectionPool } from './connection-pool.js';
-import { provisionHost, releaseHost } from './provision-host.js';
+import { provisionedHostKey, provisionHost, releaseHost } from './provision-host.js';
 import { endpointLabel, openSshConnection } from './ssh-connection.js';
 import type { SshConnection, SshEndpoint } from './ssh-connection.js';
 import { SshHostError } from './ssh-host-error.js';
@@ -111,6 +111,7 @@ export function createSshBackendProvider(
     return openSshConnection(target, {
       proxyJump,
       connectTimeoutMillis: options.connectTimeoutMillis,
+      expectedHostKey: provisionedHostKey(data.backend_data),
     });
   };
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Client } from 'ssh2';
 import type { ClientChannel, SFTPWrapper } from 'ssh2';
 import type { Duplex } from 'node:stream';
@@ -17,6 +18,8 @@ export interface SshConnectOptions {
   proxyJump: SshEndpoint | null;
   /** Bound on TCP connect plus handshake plus authentication, per hop. */
   connectTimeoutMillis: number;
+  /** The target's host key fingerprint seen at provisioning; another key is refused. */
+  expectedHostKey?: string | null;
 }
 
 export interface ExecResult {
@@ -36,6 +39,8 @@ export interface SshConnection {
   /** `user@host:port`, with the proxy when there is one. */
   readonly label: string;
   readonly closed: boolean;
+  /** The target's host key fingerprint, `SHA256:<base64>` as OpenSSH prints it. */
+  readonly hostKey: string;
   /** Runs a command and collects its output; rejects when it runs longer than the timeout. */
   exec(command: string, options: ExecOptions): Promise<ExecResult>;
   /** The connection's SFTP session, opened once. */
@@ -45,6 +50,11 @@ export interface SshConnection {
 
 // sshd's MaxSessions defaults to 10 channels per connection; stay below it.
 const maxChannels = 8;
+
+/** The OpenSSH-style fingerprint of a host key blob. */
+export function hostKeyFingerprint(key: Buffer): string {
+  return `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}`;
+}
 
 /** `user@host:port`, and the proxy it goes through. */
 export function endpointLabel(target: SshEndpoint, proxy: SshEndpoint | null): string {
@@ -71,7 +81,8 @@ export async function openSshConnection(
   if (options.proxyJump !== null) {
     const jump = options.proxyJump;
     const jumpLabel = `proxy ${jump.user}@${jump.hostname}:${jump.port}`;
-    proxy = await connectClient(jump, jumpLabel, undefined, timeoutMillis);
+    // TODO: pin the bastion's host key too; matters where the bastion can be impersonated.
+    proxy = (await connectClient(jump, jumpLabel, undefined, timeoutMillis, null)).client;
     try {
       sock = await forwardOut(proxy, target, label, timeoutMillis);
     } catch (error) {
@@ -80,17 +91,17 @@ export async function openSshConnection(
     }
   }
 
-  let client: Client;
+  let connected: { client: Client; hostKey: string };
   try {
-    client = await connectClient(target, label, sock, timeoutMillis);
+    connected = await connectClient(target, label, sock, timeoutMillis, options.expectedHostKey);
   } catch (error) {
     proxy?.end();
     throw error;
   }
 
-  client.on('close', () => proxy?.end());
+  connected.client.on('close', () => proxy?.end());
 
-  return wrapClient(client, label);
+  return wrapClient(connected.client, label, connected.hostKey);
 }
 
 function connectClient(
@@ -98,10 +109,13 @@ function connectClient(
   label: string,
   sock: Duplex | undefined,
   timeoutMillis: number,
-): Promise<Client> {
+  expectedHostKey: string | null | undefined,
+): Promise<{ client: Client; hostKey: string }> {
   return new Promise((resolve, reject) => {
     const client = new Client();
     let settled = false;
+    let hostKey = '';
+    let keyMismatch = false;
     const fail = (error: unknown): void => {
       if (settled) {
         return;
@@ -110,6 +124,14 @@ function connectClient(
       settled = true;
       clearTimeout(timer);
       client.end();
+      if (keyMismatch) {
+        const detail = `the host key changed since provisioning (${hostKey}, ` +
+          `expected ${expectedHostKey}): refusing to connect`;
+        reject(new SshHostError(label, 'host_key_changed', detail));
+
+        return;
+      }
+
       reject(classifySshError(label, error, endpoint.port));
     };
     const timer = setTimeout(() => {
@@ -118,15 +140,13 @@ function connectClient(
     client.once('ready', () => {
       settled = true;
       clearTimeout(timer);
-      resolve(client);
+      resolve({ client, hostKey });
     });
     client.on('error', fail);
     client.once('close', () => {
       fail(new SshHostError(label, 'ssh_error', 'the connection closed during the handshake'));
     });
     try {
-      // TODO: pin the host key seen at provisioning; until then any key is accepted, as the
-      // original does, which matters on networks where a host can be impersonated.
       client.connect({
         host: endpoint.hostname,
         port: endpoint.port,
@@ -134,6 +154,13 @@ function connectClient(
         privateKey: endpoint.privateKey,
         sock,
         readyTimeout: timeoutMillis,
+        // Trust on first use: provisioning records the key, later connections must match it.
+        hostVerifier: (key: Buffer) => {
+          hostKey = hostKeyFingerprint(key);
+          keyMismatch = Boolean(expectedHostKey) && hostKey !== expectedHostKey;
+
+          return !keyMismatch;
+        },
         authHandler: ['publickey'],
         tryKeyboard: false,
         keepaliveInterval: 15_000,
@@ -168,7 +195,7 @@ function forwardOut(
   });
 }
 
-function wrapClient(client: Client, label: string): SshConnection {
+function wrapClient(client: Client, label: string, hostKey: string): SshConnection {
   let closed = false;
   let sftpSession: Promise<SFTPWrapper> | null = null;
   let running = 0;
@@ -235,6 +262,7 @@ function wrapClient(client: Client, label: string): SshConnection {
 
   return {
     label,
+    hostKey,
     get closed() {
       return closed;
     },

@@ -5,6 +5,7 @@ export type SshHostErrorReason =
   | 'timeout'
   | 'auth_failed'
   | 'bad_key'
+  | 'host_key_changed'
   | 'unsupported_host'
   | 'missing_requirement'
   | 'bad_network'

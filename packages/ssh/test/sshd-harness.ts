@@ -29,6 +29,8 @@ export interface SshdHost {
   authorizedKeysPath: string;
   /** Ends the jobs the agent left under `home`, then sshd, then removes the directory. */
   stop(): Promise<void>;
+  /** Restarts sshd on the same address and port with a new host key (a reinstalled host). */
+  replaceHostKey(): Promise<void>;
 }
 
 export interface StartSshdOptions {
@@ -149,7 +151,12 @@ export async function startSshd(options: StartSshdOptions): Promise<SshdHost> {
     await writeFile(authorizedKeysPath, keys, { mode: 0o600 });
   }
   const hostKey = join(dir, 'host_ed25519');
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
+  const newHostKey = async (): Promise<void> => {
+    await rm(hostKey, { force: true });
+    await rm(`${hostKey}.pub`, { force: true });
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
+  };
+  await newHostKey();
   const env = [`HOME=${home}`];
   if (options.withoutPython) {
     env.push(`PATH=${await pathWithoutPython(dir)}`);
@@ -179,17 +186,34 @@ export async function startSshd(options: StartSshdOptions): Promise<SshdHost> {
     ].join('\n'),
   );
   await chmod(config, 0o600);
-  const child = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
   const log: string[] = [];
-  child.stderr?.on('data', (chunk: Buffer) => log.push(chunk.toString('utf8')));
+  const spawnSshd = async (): Promise<ChildProcess> => {
+    const started = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    started.stderr?.on('data', (chunk: Buffer) => log.push(chunk.toString('utf8')));
+    try {
+      await waitForPort(options.address, port, started);
+    } catch (error) {
+      started.kill('SIGKILL');
+      throw new Error(`${(error as Error).message}: ${log.join('')}`);
+    }
+
+    return started;
+  };
+  const stopSshd = async (running: ChildProcess): Promise<void> => {
+    if (running.exitCode === null && running.signalCode === null) {
+      const exited = new Promise((resolve) => running.once('exit', resolve));
+      running.kill('SIGTERM');
+      await exited;
+    }
+  };
+  let child: ChildProcess;
   try {
-    await waitForPort(options.address, port, child);
+    child = await spawnSshd();
   } catch (error) {
-    child.kill('SIGKILL');
     await rm(dir, { recursive: true, force: true });
-    throw new Error(`${(error as Error).message}: ${log.join('')}`);
+    throw error;
   }
 
   return {
@@ -200,13 +224,13 @@ export async function startSshd(options: StartSshdOptions): Promise<SshdHost> {
     authorizedKeysPath,
     async stop() {
       await killAgentJobs(home);
-      if (child.exitCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGTERM');
-        await exited;
-      }
-
+      await stopSshd(child);
       await rm(dir, { recursive: true, force: true });
+    },
+    async replaceHostKey() {
+      await stopSshd(child);
+      await newHostKey();
+      child = await spawnSshd();
     },
   };
 }
