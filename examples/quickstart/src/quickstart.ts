@@ -57,8 +57,9 @@ export async function runQuickstart(options: QuickstartOptions): Promise<Quickst
     const submission = run.latest_job_submission ?? run.jobs[0]?.job_submissions.at(-1) ?? null;
     const exitStatus = submission?.exit_status ?? null;
     const reason = submission?.termination_reason ?? run.termination_reason;
+    const why = submission?.termination_reason_message ?? run.error ?? null;
     options.info(`run ${runName} ${run.status}${reason ? ` (${reason})` : ''}` +
-      `${exitStatus === null ? '' : `, exit status ${exitStatus}`}`);
+      `${exitStatus === null ? '' : `, exit status ${exitStatus}`}${why ? `: ${why}` : ''}`);
 
     return { run, exitCode: exitStatus ?? (run.status === 'done' ? 0 : 1) };
   } finally {
