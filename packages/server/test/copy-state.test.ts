@@ -211,6 +211,21 @@ describe('copyState', () => {
     await again.close();
   });
 
+  it('refuses a database whose tables hold rows before migrating anything', async () => {
+    await admin.query(`create table "${schema}".users (id text)`);
+    await admin.query(`insert into "${schema}".users values ('someone')`);
+
+    await expect(copyState({ from: sourcePath, to: targetUrl })).rejects.toThrow(
+      /is not empty: users \(1\)$/,
+    );
+
+    const { rows } = await admin.query(
+      'select table_name from information_schema.tables where table_schema = $1',
+      [schema],
+    );
+    expect(rows).toEqual([{ table_name: 'users' }]);
+  });
+
   it('refuses a source that a running server holds', async () => {
     const running = await openStateStore({ serverDir });
 

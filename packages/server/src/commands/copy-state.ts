@@ -86,6 +86,31 @@ async function openSourceCopy(from: string, logger: Logger) {
   }
 }
 
+type Pool = Awaited<ReturnType<typeof connectPostgres>>['pool'];
+
+/** Tables of the state that already hold rows, looked at before anything is migrated. */
+async function rowsBeforeMigrating(pool: Pool): Promise<string[]> {
+  const { rows } = await pool.query<{ name: string }>(
+    `select table_name as name from information_schema.tables
+     where table_schema = current_schema() and table_name = any($1)`,
+    [tables],
+  );
+  const occupied: string[] = [];
+
+  for (const table of tables.filter((name) => rows.some((row) => row.name === name))) {
+    const result = await pool.query<{ count: number }>(
+      `select count(*)::int as count from "${table}"`,
+    );
+    const count = result.rows[0]?.count ?? 0;
+
+    if (count > 0) {
+      occupied.push(`${table} (${count})`);
+    }
+  }
+
+  return occupied;
+}
+
 async function rowsInTarget(store: StateStore): Promise<string[]> {
   const counts = await Promise.all(
     tables.map(async (table) => ({ table, count: await store.count(table) })),
@@ -109,14 +134,19 @@ export async function copyState(options: CopyStateOptions): Promise<CopyStateRes
     source = await openSourceCopy(options.from, log);
     const connection = await connectPostgres({ databaseUrl: options.to, max: 4, logger: log });
     target = createPostgresStateStore({ pool: connection.pool, logger: log });
+    const notEmpty = (occupied: string[]): Error =>
+      new Error(`the target database at ${connection.target} is not empty: ${occupied.join(', ')}`);
+    const before = await rowsBeforeMigrating(connection.pool);
+
+    if (before.length > 0) {
+      throw notEmpty(before);
+    }
+
     await migratePostgres(connection.pool, { logger: log });
+    const after = await rowsInTarget(target);
 
-    const occupied = await rowsInTarget(target);
-
-    if (occupied.length > 0) {
-      throw new Error(
-        `the target database at ${connection.target} is not empty: ${occupied.join(', ')}`,
-      );
+    if (after.length > 0) {
+      throw notEmpty(after);
     }
 
     const from = source.store;
