@@ -236,9 +236,7 @@ export async function createCloudWatchLogStore(
   }
 
   return {
-    async write(stream, events) {
-      writer.write(stream, events);
-    },
+    write: (stream, events) => writer.write(stream, events),
     poll,
     flush: () => writer.flush(),
     close: () => writer.close(),

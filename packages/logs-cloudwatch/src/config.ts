@@ -51,7 +51,11 @@ export interface CloudWatchLogStoreOptions {
   /** Passed to the batching writer. */
   writer?: Pick<
     BatchingLogWriterOptions,
-    'flushIntervalMillis' | 'maxQueuedEvents' | 'maxQueuedBytes' | 'shutdownTimeoutMillis'
+    | 'flushIntervalMillis'
+    | 'deliveryWaitMillis'
+    | 'maxQueuedEvents'
+    | 'maxQueuedBytes'
+    | 'shutdownTimeoutMillis'
   >;
   retry?: BackoffOptions;
   /** Tries of a read or the start-up check, throttling and 5xx included. Defaults to 4. */

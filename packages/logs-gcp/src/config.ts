@@ -86,7 +86,11 @@ export interface GcpLogStoreOptions {
   /** Passed to the batching writer. */
   writer?: Pick<
     BatchingLogWriterOptions,
-    'flushIntervalMillis' | 'maxQueuedEvents' | 'maxQueuedBytes' | 'shutdownTimeoutMillis'
+    | 'flushIntervalMillis'
+    | 'deliveryWaitMillis'
+    | 'maxQueuedEvents'
+    | 'maxQueuedBytes'
+    | 'shutdownTimeoutMillis'
   >;
   retry?: BackoffOptions;
   /** Tries of a read or the start-up check. Defaults to 3: reads have a small quota. */

@@ -181,9 +181,7 @@ export async function createGcpLogStore(options: GcpLogStoreOptions): Promise<Bu
   }
 
   return {
-    async write(stream, events) {
-      writer.write(stream, events);
-    },
+    write: (stream, events) => writer.write(stream, events),
     poll,
     flush: () => writer.flush(),
     close: () => writer.close(),

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,6 +12,7 @@ import {
   type LogStore,
   type LogStream,
 } from '@dstack/core';
+import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import {
@@ -22,6 +24,7 @@ import {
   type FakeGcpLogging,
 } from '../../logs-gcp/test/fake-gcp-logging-server.js';
 import { openLogStore } from '../src/compose/log-store.js';
+import { openStateStore } from '../src/compose/state-store.js';
 import { createTestServer, post } from './helpers.js';
 
 const stream: LogStream = {
@@ -293,6 +296,124 @@ describe('task-long-output through logs/poll with each log store', () => {
       }
     });
   }
+});
+
+describe('two replicas on one Postgres with CloudWatch', () => {
+  const postgresBase =
+    process.env.DSTACK_TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
+  const schema = `compose_logs_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Pool({ connectionString: postgresBase, max: 1 });
+  let cloudWatch: FakeCloudWatchLogs;
+  let dir: string;
+  const replicas: { server: Server; close(): Promise<void> }[] = [];
+
+  function databaseUrl(): string {
+    const url = new URL(postgresBase);
+    url.searchParams.set('options', `-c search_path=${schema}`);
+    return url.toString();
+  }
+
+  async function replica(): Promise<Server> {
+    const store = await openStateStore({ serverDir: dir, databaseUrl: databaseUrl() });
+    const logStore = await openLogStore({
+      env: {
+        DSTACK_SERVER_CLOUDWATCH_LOG_GROUP: 'dstack-replicas',
+        DSTACK_SERVER_CLOUDWATCH_LOG_REGION: 'us-west-2',
+        DSTACK_SERVER_CLOUDWATCH_ENDPOINT: cloudWatch.url,
+        ...awsKeys,
+      },
+      serverDir: dir,
+    });
+    const server = await createTestServer({
+      store,
+      logStore,
+      providers: [createLocalBackendProvider({ serverDir: dir })],
+      settings: { serverDir: dir },
+    });
+    replicas.push({
+      server,
+      async close() {
+        await server.close();
+        await logStore.close?.();
+        await store.close();
+      },
+    });
+    return server;
+  }
+
+  beforeAll(async () => {
+    await admin.query(`create schema "${schema}"`);
+    cloudWatch = await startFakeCloudWatchLogs({ throttleEvery: 5 });
+    cloudWatch.createLogGroup('dstack-replicas');
+    dir = await mkdtemp(join(tmpdir(), 'dstack-replicas-logs-'));
+  });
+
+  afterAll(async () => {
+    for (const opened of replicas.splice(0).reverse()) {
+      await opened.close();
+    }
+
+    await cloudWatch.close();
+    await admin.query(`drop schema if exists "${schema}" cascade`);
+    await admin.end();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const serves = 'serves the same logs from either replica, whichever ran the job';
+
+  it(serves, { timeout: 120_000 }, async () => {
+    const first = await replica();
+    const second = await replica();
+    const project = await first.ctx.store.findOne('projects', { where: { name: 'main' } });
+    await first.ctx.store.insert('backends', {
+      id: newId(),
+      projectId: project!.id,
+      type: 'local',
+      config: {},
+      auth: null,
+      sourceConfig: {},
+      sourceAuth: null,
+    });
+    await ensureDefaultFleet(first.ctx, 'main');
+    const hello = parse(
+      await readFile(join(fixtures, 'task-hello.dstack.yml'), 'utf8'),
+    ) as Record<string, unknown>;
+
+    // Only one replica schedules at a time, so it is known which one ran each job.
+    for (const [runner, reader, runName] of [
+      [first, second, 'hello-on-first'],
+      [second, first, 'hello-on-second'],
+    ] as const) {
+      const scheduler = startScheduler(runner.ctx, { replicaId: runName, stopGraceMillis: 1000 });
+
+      try {
+        const applied = await post(runner, '/api/project/main/runs/apply', runner.adminToken, {
+          plan: {
+            run_spec: { configuration: { ...hello, name: runName }, ssh_key_pub: 'ssh-rsa AAA' },
+            current_resource: null,
+          },
+          force: false,
+        });
+        expect(applied.statusCode, applied.body).toBe(200);
+        const run = await waitForRun(reader, runName, 60_000);
+        expect(run.status).toBe('done');
+        const submissionId = run.jobs[0].job_submissions[0].id;
+
+        const fromReader = await pollAll(reader, runName, submissionId);
+        const fromRunner = await pollAll(runner, runName, submissionId);
+
+        expect(fromReader).toContain('hello from node 0 of 1\n');
+        expect(fromReader).toContain('line 3\n');
+        expect(fromReader).toContain('to stderr\n');
+        expect(fromReader).toBe(fromRunner);
+      } finally {
+        await scheduler.stop();
+      }
+    }
+
+    expect(cloudWatch.streamNames('dstack-replicas')).toHaveLength(4);
+    expect(existsSync(join(dir, 'projects'))).toBe(false);
+  });
 });
 
 type Server = Awaited<ReturnType<typeof createTestServer>>;

@@ -60,8 +60,13 @@ export interface LogWriterMetrics {
 export interface BatchingLogWriterOptions {
   send: LogBatchSender;
   limits: LogBatchLimits;
-  /** A partial batch waits at most about this long. Defaults to 1 s. */
+  /** A partial batch of writes that do not wait waits at most about this long. Defaults to 1 s. */
   flushIntervalMillis?: number;
+  /**
+   * How long write() waits for its events to be sent before it leaves them queued; 0 for
+   * writes that only queue. A waiting write sends its stream at once. Defaults to 2 s.
+   */
+  deliveryWaitMillis?: number;
   /** Bounds of everything waiting or in flight; past them new events are dropped. */
   maxQueuedEvents?: number;
   maxQueuedBytes?: number;
@@ -81,8 +86,12 @@ export interface BatchingLogWriterOptions {
  * sender calls retryable. Drops are counted and logged, never silent.
  */
 export interface BatchingLogWriter {
-  /** Queues events; whatever does not fit in the queue is dropped and counted. */
-  write(stream: LogStream, events: readonly LogEvent[]): void;
+  /**
+   * Queues events (whatever does not fit is dropped and counted) and resolves once they are
+   * sent or dropped, or once `deliveryWaitMillis` passed while they are still retried. It
+   * does not wait for a stream whose sends are already failing.
+   */
+  write(stream: LogStream, events: readonly LogEvent[]): Promise<void>;
   /** Resolves once everything queued so far has been sent or dropped. */
   flush(): Promise<void>;
   /** Flushes within the shutdown timeout, drops what is left and refuses later writes. */
@@ -93,6 +102,14 @@ export interface BatchingLogWriter {
 interface QueuedEvent {
   event: LogEvent;
   bytes: number;
+  /** The write waiting for this event, if one does. */
+  ticket?: WriteTicket;
+}
+
+/** A waiting write: how many of its events are still queued. */
+interface WriteTicket {
+  remaining: number;
+  resolve(): void;
 }
 
 interface StreamQueue {
@@ -124,6 +141,7 @@ export function createBatchingLogWriter(options: BatchingLogWriterOptions): Batc
   const limits = options.limits;
   const overhead = limits.eventOverheadBytes ?? 0;
   const flushIntervalMillis = options.flushIntervalMillis ?? 1_000;
+  const deliveryWaitMillis = options.deliveryWaitMillis ?? 2_000;
   const maxQueuedEvents = options.maxQueuedEvents ?? 100_000;
   const maxQueuedBytes = options.maxQueuedBytes ?? 64 * 1024 * 1024;
   const maxConcurrentSends = options.maxConcurrentSends ?? 4;
@@ -225,7 +243,7 @@ export function createBatchingLogWriter(options: BatchingLogWriterOptions): Batc
     return prepared;
   }
 
-  function enqueue(queue: StreamQueue, items: QueuedEvent[]): void {
+  function enqueue(queue: StreamQueue, items: QueuedEvent[], ticket?: WriteTicket): void {
     for (const [index, item] of items.entries()) {
       const full =
         counters.queuedEvents + 1 > maxQueuedEvents ||
@@ -236,6 +254,11 @@ export function createBatchingLogWriter(options: BatchingLogWriterOptions): Batc
         const rest = items.slice(index);
         drop('queueFull', rest.length, rest.reduce((sum, r) => sum + r.bytes, 0));
         return;
+      }
+
+      if (ticket !== undefined) {
+        item.ticket = ticket;
+        ticket.remaining += 1;
       }
 
       insertSorted(queue.pending, item);
@@ -292,6 +315,13 @@ export function createBatchingLogWriter(options: BatchingLogWriterOptions): Batc
     const bytes = batch.reduce((sum, item) => sum + item.bytes, 0);
     counters.queuedEvents -= batch.length;
     counters.queuedBytes -= bytes;
+
+    for (const item of batch) {
+      if (item.ticket !== undefined && (item.ticket.remaining -= 1) === 0) {
+        item.ticket.resolve();
+      }
+    }
+
     return bytes;
   }
 
@@ -449,6 +479,7 @@ export function createBatchingLogWriter(options: BatchingLogWriterOptions): Batc
       }
 
       const items = prepare(events);
+      let delivered: Promise<void> = Promise.resolve();
 
       if (items.length > 0) {
         const key = logStreamKey(stream);
@@ -468,9 +499,16 @@ export function createBatchingLogWriter(options: BatchingLogWriterOptions): Batc
           queues.set(key, queue);
         }
 
-        enqueue(queue, items);
+        // A stream already failing keeps its events queued without holding the caller.
+        const waits = deliveryWaitMillis > 0 && queue.attempt === 0;
+        const ticket = waits ? newTicket() : undefined;
+        enqueue(queue, items, ticket);
 
-        if (hasFullBatch(queue)) {
+        if (ticket !== undefined && ticket.remaining > 0) {
+          delivered = ticket.wait;
+          queue.draining = true;
+          pump();
+        } else if (hasFullBatch(queue)) {
           pump();
         }
       }
@@ -479,6 +517,8 @@ export function createBatchingLogWriter(options: BatchingLogWriterOptions): Batc
       if (unreported.size > 0 && now() - lastReportMillis >= flushIntervalMillis) {
         reportDrops();
       }
+
+      return delivered;
     },
 
     flush,
@@ -508,6 +548,21 @@ export function createBatchingLogWriter(options: BatchingLogWriterOptions): Batc
       return { ...counters, droppedEvents: { ...counters.droppedEvents } };
     },
   };
+
+  function newTicket(): WriteTicket & { wait: Promise<void> } {
+    let timer: NodeJS.Timeout | undefined;
+    let done: () => void = () => undefined;
+    const wait = new Promise<void>((resolve) => {
+      done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    timer = setTimeout(done, deliveryWaitMillis);
+    timer.unref();
+
+    return { remaining: 0, resolve: done, wait };
+  }
 
   // Drops everything left after the shutdown deadline; sends still in flight finish alone.
   function abandon(): void {

@@ -75,8 +75,13 @@ function recordingLogger() {
 
 const writers: { close(): Promise<void> }[] = [];
 
+// Writes only queue unless a test asks them to wait, so batching and flushing show.
 function writer(options: BatchingLogWriterOptions) {
-  const created = createBatchingLogWriter({ flushIntervalMillis: 60_000, ...options });
+  const created = createBatchingLogWriter({
+    flushIntervalMillis: 60_000,
+    deliveryWaitMillis: 0,
+    ...options,
+  });
   writers.push(created);
   return created;
 }
@@ -357,6 +362,56 @@ describe('batching log writer', () => {
 
     expect(w.metrics().droppedEvents.shutdown).toBe(12);
     expect(w.metrics().queuedEvents).toBe(0);
+  });
+
+  it('resolves a waiting write once its events are sent, before the interval', async () => {
+    const { send, sent } = recordingSender();
+    const w = writer({
+      send,
+      limits: { maxEvents: 4, maxBytes: 1_000_000 },
+      deliveryWaitMillis: 5_000,
+    });
+    const started = Date.now();
+
+    await w.write(stream, events(10));
+
+    expect(sent.flatMap((b) => b.events)).toEqual(events(10));
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
+  it('stops holding writers once a stream fails, and keeps their events queued', async () => {
+    let down = true;
+    const sent: LogEvent[] = [];
+    const send = async (_: LogStream, batch: LogEvent[]): Promise<LogSendResult> => {
+      if (down) {
+        return { ok: false, retryable: true, error: new Error('ThrottlingException') };
+      }
+
+      sent.push(...batch);
+      return { ok: true };
+    };
+    const w = writer({
+      send,
+      limits: { maxEvents: 100, maxBytes: 1_000_000 },
+      deliveryWaitMillis: 100,
+      retry: fastRetry,
+    });
+
+    const first = Date.now();
+    await w.write(stream, events(3));
+    const waited = Date.now() - first;
+    const second = Date.now();
+    await w.write(stream, events(3, 3));
+    const waitedAgain = Date.now() - second;
+
+    expect(waited).toBeGreaterThanOrEqual(90);
+    expect(waitedAgain).toBeLessThan(50);
+    expect(w.metrics().queuedEvents).toBe(6);
+
+    down = false;
+    await w.flush();
+
+    expect(sent).toEqual(events(6));
   });
 
   it('keeps streams apart and sends each stream in order', async () => {
