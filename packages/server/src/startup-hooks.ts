@@ -1,4 +1,4 @@
-import { startBackgroundProcessing } from '@dstack/core';
+import { startBackgroundProcessing, syncConfigBackends } from '@dstack/core';
 import type { CoreContext, UserRecord } from '@dstack/core';
 import type { FastifyInstance } from 'fastify';
 import type { ServerConfig } from './config/server-config.js';
@@ -29,6 +29,15 @@ export interface StartupHook {
  * `DSTACK_SERVER_BACKGROUND_PROCESSING_DISABLED` itself).
  */
 export const builtinStartupHooks: StartupHook[] = [
+  {
+    name: 'config-backends',
+    run: async ({ ctx, config }) => {
+      if (config !== null) {
+        // One replica at a time, so that two starting replicas do not both create a backend.
+        await ctx.store.withLock('config_backends', () => syncConfigBackends(ctx, config.projects));
+      }
+    },
+  },
   {
     name: 'scheduler',
     run: ({ ctx }) => {
