@@ -37,7 +37,9 @@ export async function createCloudWatchLogStore(
 ): Promise<BufferedLogStore> {
   const { client, logGroup } = options;
   const log = (options.logger ?? silentLogger).child({ logStore: 'cloudwatch', logGroup });
+  // Names already seen, newest last; bounded, unlike the original's, for long-lived servers.
   const knownStreams = new Set<string>();
+  const maxKnownStreams = options.maxKnownStreams ?? 10_000;
   const readRetry = {
     ...options.retry,
     maxAttempts: options.maxReadAttempts ?? 4,
@@ -94,6 +96,10 @@ export async function createCloudWatchLogStore(
     }
 
     knownStreams.add(name);
+
+    if (knownStreams.size > maxKnownStreams) {
+      knownStreams.delete(knownStreams.values().next().value as string);
+    }
   }
 
   async function put(name: string, events: LogEvent[]): Promise<LogSendResult> {

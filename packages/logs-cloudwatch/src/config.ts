@@ -60,6 +60,8 @@ export interface CloudWatchLogStoreOptions {
   retry?: BackoffOptions;
   /** Tries of a read or the start-up check, throttling and 5xx included. Defaults to 4. */
   maxReadAttempts?: number;
+  /** Stream names remembered as existing; a forgotten one costs one DescribeLogStreams. */
+  maxKnownStreams?: number;
 }
 
 /** The slice of the AWS SDK client the store uses: one `send` for four commands. */

@@ -179,6 +179,30 @@ describe('cloudwatch log store', () => {
     expect(fake.events(group, nameOf(job))).toHaveLength(6);
   });
 
+  it('remembers a bounded number of stream names', async () => {
+    const logs = await createCloudWatchLogStore({
+      client: client(fake),
+      logGroup: group,
+      maxKnownStreams: 2,
+      writer: { flushIntervalMillis: 50 },
+    });
+    stores.push(logs);
+    const streams = [streamOf(), streamOf(), streamOf()];
+    const at = Date.now() - hour;
+
+    for (const stream of streams) {
+      await logs.write(stream, events(1, at));
+    }
+
+    const describesBefore = fake.calls.DescribeLogStreams ?? 0;
+    await logs.write(streams[2], events(1, at + 1));
+    await logs.write(streams[0], events(1, at + 1));
+
+    // The newest name is still known; the oldest was forgotten and is looked up again.
+    expect((fake.calls.DescribeLogStreams ?? 0) - describesBefore).toBe(1);
+    expect(fake.events(group, nameOf(streams[0]))).toHaveLength(2);
+  });
+
   it('keeps every PutLogEvents within the AWS limits and loses no event', async () => {
     const logs = await store();
     const stream = streamOf();
