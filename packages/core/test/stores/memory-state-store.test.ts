@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createMemoryStateStore } from '@dstack/core';
+import { createMemoryStateStore, StoreClosedError } from '@dstack/core';
 import { runStateStoreContract } from '@dstack/core/testing';
 
 runStateStoreContract('memory', async () => createMemoryStateStore());
@@ -33,5 +33,25 @@ describe('memory state store', () => {
       'unknown column nope on table runs',
     );
     await store.close();
+  });
+});
+
+describe('closing a store', () => {
+  it('waits for the calls in flight and then rejects new ones', async () => {
+    const store = createMemoryStateStore();
+    let finished = false;
+    const slow = store.transaction(async (tx) => {
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      await tx.count('runs');
+      finished = true;
+      return 'done';
+    });
+
+    await store.close();
+
+    expect(finished).toBe(true);
+    await expect(slow).resolves.toBe('done');
+    await expect(store.count('runs')).rejects.toBeInstanceOf(StoreClosedError);
+    await expect(store.close()).resolves.toBeUndefined();
   });
 });
