@@ -159,8 +159,10 @@ export async function createGcpLogStore(options: GcpLogStoreOptions): Promise<Bu
   }
 
   async function poll(stream: LogStream, request: LogPollRequest): Promise<LogPage> {
+    const externalUrl = consoleUrl(projectId, logName, gcpStreamLabel(stream));
+
     if (request.limit <= 0) {
-      return { events: [], nextToken: request.nextToken ?? null };
+      return { events: [], nextToken: request.nextToken ?? null, externalUrl };
     }
 
     let token = request.nextToken ?? undefined;
@@ -169,11 +171,11 @@ export async function createGcpLogStore(options: GcpLogStoreOptions): Promise<Bu
       const page = await listPage(stream, request, token);
 
       if (page.entries.length > 0) {
-        return { events: page.entries.map(toEvent), nextToken: page.nextPageToken };
+        return { events: page.entries.map(toEvent), nextToken: page.nextPageToken, externalUrl };
       }
 
       if (page.nextPageToken === null || followed + 1 >= maxEmptyPagesFollowed) {
-        return { events: [], nextToken: page.nextPageToken };
+        return { events: [], nextToken: page.nextPageToken, externalUrl };
       }
 
       token = page.nextPageToken;
@@ -206,6 +208,15 @@ function filterOf(logName: string, label: string, request: LogPollRequest): stri
   }
 
   return clauses.join(' AND ');
+}
+
+/** The Logs Explorer, opened on the stream's entries. */
+function consoleUrl(projectId: string, logName: string, label: string): string {
+  const query = `logName="${logName}" AND labels.stream=${quote(label)}`;
+  return (
+    `https://console.cloud.google.com/logs/query;query=${encodeURIComponent(query)}` +
+    `?project=${encodeURIComponent(projectId)}`
+  );
 }
 
 function quote(value: string): string {

@@ -107,6 +107,20 @@ describe('gcp log store', () => {
     expect(written[0].jsonPayload).toEqual({ message: 'entry 0\n' });
   });
 
+  it('links each page to the stream in the Logs Explorer', async () => {
+    const logs = await store();
+    const stream = streamOf();
+
+    const page = await logs.poll(stream, { limit: 10 });
+
+    expect(page.externalUrl).toBe(
+      'https://console.cloud.google.com/logs/query;query=' +
+        'logName%3D%22projects%2Fdstack-test-project%2Flogs%2Fdstack-run-logs%22%20AND%20' +
+        `labels.stream%3D%22main-run-g-${stream.jobSubmissionId}-job%22` +
+        '?project=dstack-test-project',
+    );
+  });
+
   it('checks access at start with a dry-run write that leaves nothing behind', async () => {
     const before = fake.entries().length;
     const dryRuns = fake.calls.dryRun ?? 0;
