@@ -481,6 +481,11 @@ export function createBatchingLogWriter(options: BatchingLogWriterOptions): Batc
       const items = prepare(events);
       let delivered: Promise<void> = Promise.resolve();
 
+      // Agents stamp events in order; the queue sorts them anyway, as the services need.
+      if (items.some((item, k) => k > 0 && item.event.timestamp < items[k - 1].event.timestamp)) {
+        log.error({ stream: logStreamKey(stream) }, 'log events out of order; sorting them');
+      }
+
       if (items.length > 0) {
         const key = logStreamKey(stream);
         let queue = queues.get(key);

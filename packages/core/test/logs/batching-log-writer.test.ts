@@ -158,8 +158,13 @@ describe('batching log writer', () => {
 
   it('keeps a batch within its time span and sorts events stably', async () => {
     const { send, sent } = recordingSender();
+    const { logger, lines } = recordingLogger();
     const day = 24 * 3_600_000;
-    const w = writer({ send, limits: { maxEvents: 100, maxBytes: 1_000_000, maxSpanMillis: day } });
+    const w = writer({
+      send,
+      logger,
+      limits: { maxEvents: 100, maxBytes: 1_000_000, maxSpanMillis: day },
+    });
     const t = Date.now() - 3 * day;
     const input: LogEvent[] = [
       { timestamp: t + 5, logSource: 'stdout', message: 'c' },
@@ -174,6 +179,9 @@ describe('batching log writer', () => {
     await w.flush();
 
     expect(sent.map((b) => b.events.map((e) => e.message).join(''))).toEqual(['abcd', 'ef']);
+    expect(lines).toContainEqual(
+      expect.objectContaining({ level: 'error', message: 'log events out of order; sorting them' }),
+    );
   });
 
   it('splits an event larger than one event may be, and counts it', async () => {
