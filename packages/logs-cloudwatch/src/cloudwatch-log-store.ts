@@ -196,6 +196,11 @@ export async function createCloudWatchLogStore(
       return { events: [], nextToken: request.nextToken ?? null, externalUrl };
     }
 
+    // An empty window needs no request (and the service may refuse start >= end).
+    if (isEmptyWindow(request)) {
+      return { events: [], nextToken: null, externalUrl };
+    }
+
     // Without an end, an ascending read stops at a moving bound, so a live stream cannot page
     // forever, as in the original. The bound is the furthest ahead PutLogEvents accepts rather
     // than the original's now: a burst of lines can be stamped ahead of the clock.
@@ -248,6 +253,16 @@ export async function createCloudWatchLogStore(
     close: () => writer.close(),
     metrics: () => writer.metrics(),
   };
+}
+
+function isEmptyWindow(request: LogPollRequest): boolean {
+  if (request.startTime == null || request.endTime == null) {
+    return false;
+  }
+
+  return request.descending
+    ? request.startTime >= request.endTime
+    : request.startTime + 1 >= request.endTime;
 }
 
 function consoleUrl(region: string | undefined, group: string, stream: string): string | null {

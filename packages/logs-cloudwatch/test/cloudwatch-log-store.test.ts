@@ -341,6 +341,33 @@ describe('cloudwatch log store', () => {
     expect(descending.events.map((e) => e.message)).toEqual(['ahead\n', 'past\n']);
   });
 
+  it('answers an empty window without asking the service', async () => {
+    const logs = await store();
+    const stream = streamOf();
+    await logs.write(stream, events(3, Date.now() - hour));
+    const [t0, t1] = fake.events(group, nameOf(stream)).map((e) => e.timestamp);
+    const gets = fake.calls.GetLogEvents ?? 0;
+
+    const ascending = await logs.poll(stream, { limit: 10, startTime: t0, endTime: t1 });
+    const descending = await logs.poll(stream, {
+      limit: 10,
+      startTime: t1,
+      endTime: t1,
+      descending: true,
+    });
+    const one = await logs.poll(stream, {
+      limit: 10,
+      startTime: t0,
+      endTime: t1,
+      descending: true,
+    });
+
+    expect(ascending).toMatchObject({ events: [], nextToken: null });
+    expect(descending).toMatchObject({ events: [], nextToken: null });
+    expect(fake.calls.GetLogEvents).toBe(gets + 1);
+    expect(one.events.map((e) => e.timestamp)).toEqual([t1]);
+  });
+
   it('links each page to the stream in the AWS console', async () => {
     const logs = await store();
     const stream = streamOf('run-x');
