@@ -505,6 +505,8 @@ export function createBatchingLogWriter(options: BatchingLogWriterOptions): Batc
         }
 
         // A stream already failing keeps its events queued without holding the caller.
+        // TODO: lines still queued when a write stops waiting die with the process; matters
+        // when a replica is killed during a log-service outage (the job's cursor moved on).
         const waits = deliveryWaitMillis > 0 && queue.attempt === 0;
         const ticket = waits ? newTicket() : undefined;
         enqueue(queue, items, ticket);
