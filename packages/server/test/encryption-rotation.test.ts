@@ -283,9 +283,12 @@ describe('key rotation with dstack-server reencrypt', () => {
     try {
       writeConfig([key1]);
       let server = await start(databaseUrl);
-      await call(server, 'admin-token-value', '/api/project/main/secrets/create_or_update', {
-        name: 'pg_secret', value: 'pg-secret-value',
-      });
+      for (const name of ['pg_secret', 'pg_other', 'pg_third']) {
+        await call(server, 'admin-token-value', '/api/project/main/secrets/create_or_update', {
+          name, value: `${name.replace('_', '-')}-value`,
+        });
+      }
+
       await stop();
 
       writeConfig([key2, key1]);
@@ -293,7 +296,7 @@ describe('key rotation with dstack-server reencrypt', () => {
       expect(await runReencryptCommand(['--batch-size', '1'], run.io)).toBe(0);
       expect(run.out[0]).toMatch(/^re-encrypting Postgres postgresql:.*encryption_rotation_/);
       expect(run.out).toContain(
-        '  secrets: 1 rows; rewritten: 1 from aes:key1; already current: 0',
+        '  secrets: 3 rows; rewritten: 3 from aes:key1; already current: 0',
       );
 
       writeConfig([key2]);
@@ -302,6 +305,10 @@ describe('key rotation with dstack-server reencrypt', () => {
         name: 'pg_secret',
       });
       expect(secret.body.value).toBe('pg-secret-value');
+      const stored = await server.ctx.store.find('secrets');
+      expect(stored.map((row) => server.ctx.cipher.decrypt(row.value)).sort()).toEqual([
+        'pg-other-value', 'pg-secret-value', 'pg-third-value',
+      ]);
       const rows = await server.ctx.store.find('users');
       expect(rows.every((row) => row.token.startsWith('enc:aes:key2:'))).toBe(true);
       await stop();
