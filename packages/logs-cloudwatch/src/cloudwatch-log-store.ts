@@ -37,7 +37,7 @@ export async function createCloudWatchLogStore(
 ): Promise<BufferedLogStore> {
   const { client, logGroup } = options;
   const log = (options.logger ?? silentLogger).child({ logStore: 'cloudwatch', logGroup });
-  // Names already seen, newest last; bounded, unlike the original's, for long-lived servers.
+  // Names known to exist, least recently used first; bounded, unlike the original's.
   const knownStreams = new Set<string>();
   const maxKnownStreams = options.maxKnownStreams ?? 10_000;
   const readRetry = {
@@ -75,6 +75,8 @@ export async function createCloudWatchLogStore(
 
   async function ensureStream(name: string): Promise<void> {
     if (knownStreams.has(name)) {
+      knownStreams.delete(name);
+      knownStreams.add(name);
       return;
     }
 
