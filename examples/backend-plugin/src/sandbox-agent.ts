@@ -73,6 +73,11 @@ export function createSandboxAgent(options: SandboxAgentOptions): InstanceAgent 
   }
 
   function finish(job: SandboxJob, code: number | null, signal: NodeJS.Signals | null): void {
+    // A process that never started has its state already (and a meaningless exit code).
+    if (job.state.status !== 'running') {
+      return;
+    }
+
     const exitStatus = code ?? 128;
     let state: AgentJobState;
 

@@ -211,6 +211,29 @@ export function runBackendProviderContract(
       expect(result.jobLogs.map((event) => event.message).join('')).toBe('before\n');
     });
 
+    it('ends a job at its max_duration as terminated, max_duration_exceeded', async () => {
+      const spec = job(['echo begin', 'sleep 60'], { maxDurationSeconds: 1 });
+      await agent.submit(spec);
+
+      const result = await untilFinished(agent, spec.jobSubmissionId, jobTimeoutMillis);
+
+      expect(result.state).toMatchObject({
+        status: 'terminated',
+        terminationReason: 'max_duration_exceeded',
+      });
+    });
+
+    it('fails a job whose shell cannot start and says why', async () => {
+      const spec = job(['echo never'], { shell: '/nonexistent/contract-shell' });
+      await agent.submit(spec);
+
+      const result = await untilFinished(agent, spec.jobSubmissionId, jobTimeoutMillis);
+
+      expect(result.state?.status).toBe('failed');
+      expect(result.state?.message).toContain('/nonexistent/contract-shell');
+      expect(result.jobLogs).toEqual([]);
+    });
+
     it('ignores a second submit of the same submission', async () => {
       const spec = job(['echo once']);
       await agent.submit(spec);
