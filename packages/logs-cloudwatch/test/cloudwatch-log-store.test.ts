@@ -118,6 +118,7 @@ describe('cloudwatch log store', () => {
   afterEach(async () => {
     await Promise.all(stores.splice(0).map((store) => store.close()));
     fake.options.throttleEvery = undefined;
+    fake.options.failEvery = undefined;
     fake.options.maxScanMillis = undefined;
   });
 
@@ -300,6 +301,34 @@ describe('cloudwatch log store', () => {
 
     expect(page.events).toEqual(input);
     expect(logs.metrics().retries).toBeGreaterThan(0);
+  });
+
+  it('keeps lines through an outage while the queue has room, and bounds it when not', async () => {
+    const logs = await createCloudWatchLogStore({
+      client: client(fake),
+      logGroup: group,
+      retry: fastRetry,
+      writer: { flushIntervalMillis: 20, deliveryWaitMillis: 50, maxQueuedEvents: 100 },
+    });
+    stores.push(logs);
+    const stream = streamOf();
+    const input = events(150, Date.now() - hour);
+    fake.options.failEvery = 1;
+
+    for (let k = 0; k < 150; k += 10) {
+      await logs.write(stream, input.slice(k, k + 10));
+    }
+
+    expect(logs.metrics()).toMatchObject({ queuedEvents: 100, sentEvents: 0 });
+    expect(logs.metrics().droppedEvents.queueFull).toBe(50);
+    expect(logs.metrics().retries).toBeGreaterThan(0);
+
+    fake.options.failEvery = undefined;
+    await logs.flush();
+
+    expect(fake.events(group, nameOf(stream)).map((e) => e.message)).toEqual(
+      input.slice(0, 100).map((e) => e.message),
+    );
   });
 
   it('pages a sparse stream through its empty pages', async () => {
