@@ -119,6 +119,18 @@ export function createLocalAgent(options: LocalAgentOptions): InstanceAgent {
         stdio: ['ignore', output, output],
         env: baseJobEnv(),
       });
+      // Without a handler, a runner that cannot be spawned would take the server down.
+      child.on('error', (error) => {
+        log.error({ jobSubmissionId: job.jobSubmissionId, err: error.message }, 'runner failed');
+        const failed: RunnerState = {
+          status: 'failed',
+          exitStatus: null,
+          terminationReason: 'executor_error',
+          message: `cannot start the job runner: ${error.message}`,
+        };
+        writeFile(join(dir, 'state.json'), JSON.stringify(failed), { mode: 0o600 })
+          .catch(() => undefined);
+      });
       child.unref();
       await writeFile(join(dir, 'runner.pid'), String(child.pid ?? ''), { mode: 0o600 });
       log.info({ jobSubmissionId: job.jobSubmissionId, runName: job.runName }, 'job submitted');
