@@ -13,6 +13,7 @@ import { serverVersion } from '../version.js';
 import { CommandLineError, readServerCommandSettings, usage } from './environment.js';
 import { openLogStore } from '../compose/log-store.js';
 import { openStateStore, readStateStoreEnv } from '../compose/state-store.js';
+import { loadBackendPlugins } from '../compose/plugins.js';
 
 /** A start that cannot go on; the message says why and the process exits with `exitCode`. */
 export class StartError extends Error {
@@ -79,6 +80,14 @@ export async function runServerCommand(
   const configPath = join(settings.serverDir, 'config.yml');
   let config = await readConfig(configPath, settings.configDisabled);
   const cipher = buildCipher(config, logger);
+  const pluginProviders = await loadBackendPlugins({
+    env,
+    serverDir: settings.serverDir,
+    logger,
+    builtinTypes: ['local'],
+  }).catch((error: unknown) => {
+    throw new StartError((error as Error).message);
+  });
   let store: StateStore | undefined;
   let logStore: LogStore | undefined;
 
@@ -110,7 +119,10 @@ export async function runServerCommand(
       store,
       logStore,
       cipher,
-      providers: [createLocalBackendProvider({ serverDir: settings.serverDir, logger })],
+      providers: [
+        createLocalBackendProvider({ serverDir: settings.serverDir, logger }),
+        ...pluginProviders,
+      ],
       logger,
       settings: { serverDir: settings.serverDir, userProjectQuota: settings.userProjectQuota },
       ...(settings.adminToken === undefined ? {} : { adminToken: settings.adminToken }),
