@@ -1,4 +1,4 @@
-import { silentLogger } from '@dstack/core';
+import { ServerClientError, silentLogger } from '@dstack/core';
 import type {
   BackendProvider,
   InstanceAgent,
@@ -118,6 +118,16 @@ export function createSshBackendProvider(
   return {
     type: 'remote',
     capabilities: { images: false, multinode: true },
+
+    async checkConfig() {
+      // SSH hosts come from fleets; a project never configures a `remote` backend.
+      throw new ServerClientError(
+        'The remote backend cannot be configured: add on-prem hosts with an SSH fleet ' +
+          '(a fleet configuration with ssh_config)',
+        'error',
+        [['type']],
+      );
+    },
 
     async getOffers() {
       return [];

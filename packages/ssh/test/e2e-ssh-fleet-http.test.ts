@@ -251,6 +251,27 @@ describe('the fleet-ssh fixture through the HTTP API', () => {
     expect(await logText('hello-restart', run.jobs[0].job_submissions[0].id)).toBe(helloLog);
   });
 
+  it('refuses a remote backend in a project with a 400 that points to SSH fleets', async () => {
+    const response = await server!.inject({
+      method: 'POST',
+      url: '/api/project/main/backends/create',
+      headers: { authorization: `Bearer ${token}` },
+      payload: { type: 'remote' },
+    });
+
+    expect(response.statusCode).toBe(400);
+    expect(response.json()).toEqual({
+      detail: [
+        {
+          msg: 'The remote backend cannot be configured: add on-prem hosts with an SSH fleet ' +
+            '(a fleet configuration with ssh_config)',
+          code: 'error',
+          fields: ['type'],
+        },
+      ],
+    });
+  });
+
   it('deleting the fleet leaves the hosts as they were', async () => {
     await post('fleets/delete', { names: ['on-prem'] });
 

@@ -2,6 +2,7 @@ import { existsSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { JobProvisioningData, RemoteHost } from '@dstack/core';
+import { contractRequirements } from '@dstack/core/testing';
 import { createSshBackendProvider } from '../src/index.js';
 import type { SshBackendProvider } from '../src/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -36,6 +37,21 @@ afterAll(async () => {
   for (const host of hosts) {
     await host.stop();
   }
+});
+
+describe('the provider', () => {
+  it('is the remote type, offers nothing and refuses to be configured as a backend', async () => {
+    const settings = { projectName: 'main', config: {}, creds: null };
+
+    expect(provider.type).toBe('remote');
+    expect(provider.capabilities).toEqual({ images: false, multinode: true });
+    expect(await provider.getOffers({ ...settings, requirements: contractRequirements(1) }))
+      .toEqual([]);
+    await expect(provider.checkConfig?.(settings)).rejects.toMatchObject({
+      status: 400,
+      message: expect.stringMatching(/^The remote backend cannot be configured/),
+    });
+  });
 });
 
 describe('provisionHost', () => {
