@@ -295,7 +295,7 @@ async function processInstance(rt: SchedulerRuntime, item: InstanceItem): Promis
   }
 }
 
-/** The pipeline of instances that are not yet terminated. */
+/** The pipeline of instances being created, checked, idle or terminated. */
 export function instancePipeline(rt: SchedulerRuntime): PipelineDefinition<'instances'> {
   const { intervals } = rt.options;
 
@@ -305,8 +305,21 @@ export function instancePipeline(rt: SchedulerRuntime): PipelineDefinition<'inst
     due: (now) => ({
       ...dueByStatus(now, [
         [['pending', 'provisioning', 'terminating'], intervals.instancesPending],
-        [['idle', 'busy'], intervals.instancesActive],
+        [['idle'], intervals.instancesActive],
       ]),
+      deleted: false,
+    }),
+    process: (item) => processInstance(rt, item),
+  };
+}
+
+/** The pipeline of busy instances: only a guard against a busy instance with no jobs. */
+export function busyInstancePipeline(rt: SchedulerRuntime): PipelineDefinition<'instances'> {
+  return {
+    name: 'BusyInstancePipeline',
+    table: 'instances',
+    due: (now) => ({
+      ...dueByStatus(now, [[['busy'], rt.options.intervals.instancesBusy]]),
       deleted: false,
     }),
     process: (item) => processInstance(rt, item),

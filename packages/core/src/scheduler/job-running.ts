@@ -11,7 +11,7 @@ import { nudge } from './nudge.js';
 import type { Claimed, PipelineDefinition } from './pipeline.js';
 import { dueByStatus } from './pipeline.js';
 import type { SchedulerRuntime } from './runtime.js';
-import { errorText } from './runtime.js';
+import { errorText, projectNameOf } from './runtime.js';
 
 type JobItem = Claimed<'jobs'>;
 
@@ -174,15 +174,15 @@ async function startJob(rt: SchedulerRuntime, item: JobItem, run: RunRecord): Pr
 }
 
 /** RUNNING: store new logs and notice when the job ends or the agent stops answering. */
-async function followJob(rt: SchedulerRuntime, item: JobItem, run: RunRecord): Promise<void> {
+async function followJob(rt: SchedulerRuntime, item: JobItem): Promise<void> {
   const { ctx } = rt;
   const job = item.row;
   const data = job.provisioningData as JobProvisioningData;
-  const project = await ctx.store.get('projects', run.projectId);
+  const projectName = await projectNameOf(rt, job.projectId);
   const agent = rt.agents.get(job.instanceId ?? job.id, data);
 
   try {
-    const { last, cursor } = await drainAgent(rt, item, agent, project?.name ?? '');
+    const { last, cursor } = await drainAgent(rt, item, agent, projectName);
     const state = last?.state ?? null;
 
     if (state !== null && state.status !== 'running') {
@@ -243,14 +243,14 @@ async function markDisconnected(
 }
 
 async function processActiveJob(rt: SchedulerRuntime, item: JobItem): Promise<void> {
-  const run = await rt.ctx.store.get('runs', item.row.runId);
-
-  if (run === undefined) {
+  if (item.row.status === 'running') {
+    await followJob(rt, item);
     return;
   }
 
-  if (item.row.status === 'running') {
-    await followJob(rt, item, run);
+  const run = await rt.ctx.store.get('runs', item.row.runId);
+
+  if (run === undefined) {
     return;
   }
 
@@ -261,18 +261,23 @@ async function processActiveJob(rt: SchedulerRuntime, item: JobItem): Promise<vo
   await startJob(rt, item, run);
 }
 
-/** The pipeline of provisioning, pulling and running jobs. */
-export function jobRunningPipeline(rt: SchedulerRuntime): PipelineDefinition<'jobs'> {
-  const { intervals } = rt.options;
+/** The pipeline of jobs waiting for their agent: they start as soon as it answers. */
+export function jobProvisioningPipeline(rt: SchedulerRuntime): PipelineDefinition<'jobs'> {
+  return {
+    name: 'JobProvisioningPipeline',
+    table: 'jobs',
+    due: (now) =>
+      dueByStatus(now, [[['provisioning', 'pulling'], rt.options.intervals.jobsProvisioning]]),
+    process: (item) => processActiveJob(rt, item),
+  };
+}
 
+/** The pipeline of running jobs: logs and the end of the job, oldest pull first. */
+export function jobRunningPipeline(rt: SchedulerRuntime): PipelineDefinition<'jobs'> {
   return {
     name: 'JobRunningPipeline',
     table: 'jobs',
-    due: (now) =>
-      dueByStatus(now, [
-        [['provisioning', 'pulling'], intervals.jobsProvisioning],
-        [['running'], intervals.jobsRunning],
-      ]),
+    due: (now) => dueByStatus(now, [[['running'], rt.options.intervals.jobsRunning]]),
     process: (item) => processActiveJob(rt, item),
   };
 }

@@ -75,7 +75,12 @@ async function assignPoolInstance(
 
   for (const fleet of fleets) {
     const instances = await rt.ctx.store.find('instances', {
-      where: { fleetId: fleet.id, deleted: false, status: { in: ['idle', 'busy'] } },
+      // Busy instances only take another job when they are split into blocks.
+      where: {
+        fleetId: fleet.id,
+        deleted: false,
+        $or: [{ status: 'idle' }, { status: 'busy', totalBlocks: { gt: 1 } }],
+      },
     });
 
     for (const instance of instances) {
@@ -157,6 +162,26 @@ async function assignPoolInstance(
 }
 
 class LeaseLostError extends Error {}
+
+/**
+ * The lowest instance number free in the fleet. When numbers are dense (the usual case) it
+ * is the count, found without reading every instance of a large fleet.
+ */
+async function nextInstanceNum(rt: SchedulerRuntime, fleetId: string): Promise<number> {
+  const where = { fleetId, deleted: false };
+  const count = await rt.ctx.store.count('instances', where);
+  const top = await rt.ctx.store.findOne('instances', {
+    where,
+    orderBy: [['instanceNum', 'desc']],
+  });
+
+  if (top === undefined || top.instanceNum === count - 1) {
+    return count;
+  }
+
+  const existing = await rt.ctx.store.find('instances', { where });
+  return freeInstanceNums(existing, 1)[0]!;
+}
 
 interface FleetOffer {
   fleet: FleetRecord;
@@ -260,12 +285,14 @@ async function provisionOffer(
     : runIdle === 'off' || runIdle === false ? -1 : (durationSeconds(runIdle) ?? 300);
 
   return ctx.store.withLock(`fleet_instances_${fleet.id}`, async () => {
-    const existing = await ctx.store.find('instances', { where: { fleetId: fleet.id } });
     const nodes = fleetNodes(fleetSpec);
-    const active = existing.filter((i) => !i.deleted && i.status !== 'terminated' &&
-      i.status !== 'terminating');
+    const active = await ctx.store.count('instances', {
+      fleetId: fleet.id,
+      deleted: false,
+      status: { notIn: ['terminating', 'terminated'] },
+    });
 
-    if (nodes !== null && nodes.max !== null && active.length >= nodes.max) {
+    if (nodes !== null && nodes.max !== null && active >= nodes.max) {
       return `fleet ${fleet.name} is at its maximum of ${nodes.max} instances`;
     }
 
@@ -273,7 +300,7 @@ async function provisionOffer(
       return null;
     }
 
-    const instanceNum = freeInstanceNums(existing, 1)[0]!;
+    const instanceNum = await nextInstanceNum(rt, fleet.id);
     const instance = newInstanceRecord({
       projectId: project.id,
       fleetId: fleet.id,

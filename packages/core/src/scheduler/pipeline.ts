@@ -37,6 +37,11 @@ export interface PipelineOptions {
   leaseMillis: number;
   /** Longest sleep after an empty fetch; hints cut it short. */
   maxIdleMillis: number;
+  /**
+   * At most this many rows a second: with many active rows each row is visited less often
+   * instead of the pipeline starving the API and the other pipelines. Unlimited when unset.
+   */
+  maxRowsPerSecond?: number;
 }
 
 /** A running pipeline. */
@@ -191,12 +196,33 @@ export function startPipeline<T extends LeasedTableName>(
     );
   }, Math.max(50, Math.floor(options.leaseMillis / 3)));
 
+  const rate = options.maxRowsPerSecond ?? Number.POSITIVE_INFINITY;
+  let tokens = Math.min(rate, options.workers);
+  let refilledAt = Date.now();
+
+  const refill = (): void => {
+    if (rate === Number.POSITIVE_INFINITY) {
+      tokens = Number.POSITIVE_INFINITY;
+      return;
+    }
+
+    const at = Date.now();
+    tokens = Math.min(Math.max(rate, 1), tokens + ((at - refilledAt) / 1000) * rate);
+    refilledAt = at;
+  };
+
   const loop = async (): Promise<void> => {
     while (!stopped) {
-      const free = options.workers - running.size;
+      refill();
+      const free = Math.min(options.workers - running.size, Math.floor(tokens));
+
+      if (options.workers - running.size <= 0) {
+        await Promise.race(running);
+        continue;
+      }
 
       if (free <= 0) {
-        await Promise.race(running);
+        await sleep(Math.max(5, Math.ceil(1000 / rate)));
         continue;
       }
 
@@ -221,6 +247,8 @@ export function startPipeline<T extends LeasedTableName>(
 
         log.error({ err: error instanceof Error ? error.message : String(error) }, 'claim failed');
       }
+
+      tokens -= rows.length;
 
       for (const row of rows) {
         inHand.set(row.id, token);

@@ -233,7 +233,7 @@ async function processRun(rt: SchedulerRuntime, item: RunItem): Promise<void> {
   }
 }
 
-/** The pipeline of unfinished runs. */
+/** The pipeline of runs that are starting, retrying or terminating. */
 export function runPipeline(rt: SchedulerRuntime): PipelineDefinition<'runs'> {
   const { intervals } = rt.options;
 
@@ -243,8 +243,18 @@ export function runPipeline(rt: SchedulerRuntime): PipelineDefinition<'runs'> {
     due: (now) =>
       dueByStatus(now, [
         [['submitted', 'terminating'], intervals.runsTerminating],
-        [['pending', 'provisioning', 'running'], intervals.runsActive],
+        [['pending', 'provisioning'], intervals.runsActive],
       ]),
+    process: (item) => processRun(rt, item),
+  };
+}
+
+/** The pipeline of running runs: jobs nudge their run when they change, so it is rarely due. */
+export function runningRunPipeline(rt: SchedulerRuntime): PipelineDefinition<'runs'> {
+  return {
+    name: 'RunningRunPipeline',
+    table: 'runs',
+    due: (now) => dueByStatus(now, [[['running'], rt.options.intervals.runsRunning]]),
     process: (item) => processRun(rt, item),
   };
 }

@@ -5,10 +5,19 @@ export interface SchedulerIntervals {
   jobsRunning: number;
   jobsTerminating: number;
   runsActive: number;
+  runsRunning: number;
   runsTerminating: number;
   instancesPending: number;
   instancesActive: number;
+  instancesBusy: number;
   fleets: number;
+}
+
+/** Rows a second each steady-state pipeline may visit; see `PipelineOptions`. */
+export interface SchedulerRates {
+  jobsRunning: number;
+  runs: number;
+  instances: number;
 }
 
 /** Tunables of the scheduler; tests pass short ones. */
@@ -16,6 +25,7 @@ export interface SchedulerOptions {
   /** Written to `lockOwner` with the pipeline name, so replicas can be told apart. */
   replicaId: string;
   intervals: SchedulerIntervals;
+  rates: SchedulerRates;
   workersPerPipeline: number;
   leaseMillis: number;
   maxIdleMillis: number;
@@ -41,12 +51,15 @@ export const defaultSchedulerOptions: SchedulerOptions = {
     jobsProvisioning: 500,
     jobsRunning: 2000,
     jobsTerminating: 500,
-    runsActive: 5000,
+    runsActive: 2000,
+    runsRunning: 30_000,
     runsTerminating: 500,
     instancesPending: 2000,
     instancesActive: 10_000,
+    instancesBusy: 60_000,
     fleets: 10_000,
   },
+  rates: { jobsRunning: 300, runs: 200, instances: 100 },
   workersPerPipeline: 20,
   leaseMillis: 30_000,
   maxIdleMillis: 1000,
@@ -60,13 +73,15 @@ export const defaultSchedulerOptions: SchedulerOptions = {
 
 /** Options with every missing field taken from the defaults. */
 export function resolveSchedulerOptions(
-  options: Partial<Omit<SchedulerOptions, 'intervals'>> & {
+  options: Partial<Omit<SchedulerOptions, 'intervals' | 'rates'>> & {
     intervals?: Partial<SchedulerIntervals>;
+    rates?: Partial<SchedulerRates>;
   } = {},
 ): SchedulerOptions {
   return {
     ...defaultSchedulerOptions,
     ...options,
     intervals: { ...defaultSchedulerOptions.intervals, ...options.intervals },
+    rates: { ...defaultSchedulerOptions.rates, ...options.rates },
   };
 }

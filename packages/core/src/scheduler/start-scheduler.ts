@@ -2,20 +2,25 @@ import type { CoreContext } from '../context.js';
 import type { LeasedTableName } from '../records.js';
 import { createAgentCache } from './agents.js';
 import { fleetPipeline } from './fleet-pipeline.js';
-import { instancePipeline } from './instance-pipeline.js';
-import { jobRunningPipeline } from './job-running.js';
+import { busyInstancePipeline, instancePipeline } from './instance-pipeline.js';
+import { jobProvisioningPipeline, jobRunningPipeline } from './job-running.js';
 import { jobSubmittedPipeline } from './job-submitted.js';
 import { jobTerminatingPipeline } from './job-terminating.js';
 import type { PipelineHandle } from './pipeline.js';
 import { startPipeline } from './pipeline.js';
-import { runPipeline } from './run-pipeline.js';
-import type { SchedulerIntervals, SchedulerOptions } from './scheduler-options.js';
+import { runningRunPipeline, runPipeline } from './run-pipeline.js';
+import type {
+  SchedulerIntervals,
+  SchedulerOptions,
+  SchedulerRates,
+} from './scheduler-options.js';
 import { resolveSchedulerOptions } from './scheduler-options.js';
 import type { SchedulerRuntime } from './runtime.js';
 
 /** Options of `startScheduler`; every field has a default. */
-export type StartSchedulerOptions = Partial<Omit<SchedulerOptions, 'intervals'>> & {
+export type StartSchedulerOptions = Partial<Omit<SchedulerOptions, 'intervals' | 'rates'>> & {
   intervals?: Partial<SchedulerIntervals>;
+  rates?: Partial<SchedulerRates>;
 };
 
 /** A running scheduler. */
@@ -33,7 +38,7 @@ export interface Scheduler {
 export function startScheduler(ctx: CoreContext, options: StartSchedulerOptions = {}): Scheduler {
   const resolved = resolveSchedulerOptions(options);
   const agents = createAgentCache(ctx);
-  const rt: SchedulerRuntime = { ctx, options: resolved, agents };
+  const rt: SchedulerRuntime = { ctx, options: resolved, agents, projectNames: new Map() };
   const deps = { store: ctx.store, logger: ctx.logger, now: ctx.now };
   const pipelineOptions = {
     workers: resolved.workersPerPipeline,
@@ -52,12 +57,17 @@ export function startScheduler(ctx: CoreContext, options: StartSchedulerOptions 
     }
   };
 
+  const rated = (maxRowsPerSecond: number) => ({ ...pipelineOptions, maxRowsPerSecond });
+
   ctx.hint = hint;
   add('jobs', startPipeline(deps, jobSubmittedPipeline(rt), pipelineOptions));
-  add('jobs', startPipeline(deps, jobRunningPipeline(rt), pipelineOptions));
+  add('jobs', startPipeline(deps, jobProvisioningPipeline(rt), pipelineOptions));
+  add('jobs', startPipeline(deps, jobRunningPipeline(rt), rated(resolved.rates.jobsRunning)));
   add('jobs', startPipeline(deps, jobTerminatingPipeline(rt), pipelineOptions));
   add('runs', startPipeline(deps, runPipeline(rt), pipelineOptions));
+  add('runs', startPipeline(deps, runningRunPipeline(rt), rated(resolved.rates.runs)));
   add('instances', startPipeline(deps, instancePipeline(rt), pipelineOptions));
+  add('instances', startPipeline(deps, busyInstancePipeline(rt), rated(resolved.rates.instances)));
   add('fleets', startPipeline(deps, fleetPipeline(rt), pipelineOptions));
   ctx.logger.info({ replicaId: resolved.replicaId }, 'scheduler started');
 

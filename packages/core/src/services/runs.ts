@@ -493,23 +493,53 @@ export async function listRuns(ctx: CoreContext, request: ListRunsRequest): Prom
       : [['submittedAt', 'desc'], ['id', 'asc']],
     limit: request.limit,
   });
-  const projectNames = new Map<string, string>();
+  return runsToWire(ctx, runs, request);
+}
+
+/** Serializes a page of runs with one query for all their jobs. */
+async function runsToWire(
+  ctx: CoreContext,
+  runs: readonly RunRecord[],
+  request: { includeJobs: boolean; submissionsLimit: number },
+): Promise<Run[]> {
   const now = ctx.now();
+  const jobs = runs.length === 0
+    ? []
+    : await ctx.store.find('jobs', { where: { runId: { in: runs.map((run) => run.id) } } });
+  const jobsByRun = new Map<string, JobRecord[]>();
+  const names = new Map<string, string>();
+  const fleets = new Map<string, { id: string; name: string } | null>();
+
+  for (const job of jobs) {
+    jobsByRun.set(job.runId, [...(jobsByRun.get(job.runId) ?? []), job]);
+  }
+
+  const nameOf = async (table: 'projects' | 'users', id: string): Promise<string> => {
+    const key = `${table}:${id}`;
+
+    if (!names.has(key)) {
+      names.set(key, (await ctx.store.get(table, id))?.name ?? '');
+    }
+
+    return names.get(key)!;
+  };
+
   const result: Run[] = [];
 
   for (const run of runs) {
-    if (!projectNames.has(run.projectId)) {
-      projectNames.set(run.projectId, (await ctx.store.get('projects', run.projectId))?.name ?? '');
+    if (run.fleetId !== null && !fleets.has(run.fleetId)) {
+      const fleet = await ctx.store.get('fleets', run.fleetId);
+      fleets.set(run.fleetId, fleet === undefined ? null : { id: fleet.id, name: fleet.name });
     }
 
-    result.push(
-      await loadRunWire(ctx.store, run, {
-        projectName: projectNames.get(run.projectId)!,
-        now,
-        includeJobs: request.includeJobs,
-        submissionsLimit: request.submissionsLimit,
-      }),
-    );
+    result.push(runToWire(run, jobsByRun.get(run.id) ?? [], {
+      projectName: await nameOf('projects', run.projectId),
+      userName: await nameOf('users', run.userId),
+      fleet: run.fleetId === null ? null : (fleets.get(run.fleetId) ?? null),
+      includeJobs: request.includeJobs,
+      submissionsLimit: request.submissionsLimit,
+      now,
+    }));
   }
 
   return result;

@@ -49,9 +49,11 @@ export const fastIntervals = {
   jobsRunning: 20,
   jobsTerminating: 20,
   runsActive: 20,
+  runsRunning: 20,
   runsTerminating: 20,
   instancesPending: 20,
   instancesActive: 20,
+  instancesBusy: 20,
   fleets: 20,
 };
 
