@@ -223,6 +223,7 @@ export async function provisionHost(
       connectTimeoutMillis: connectTimeoutMillis(),
     });
     track(first);
+
     const probe = await runChecked(first, 'sh -s', {
       stdin: hostProbeScript,
       timeoutMillis: commandTimeout(),
@@ -255,6 +256,7 @@ export async function provisionHost(
       const path = `${home}/${agentDirName}/${hostChangesFile}`;
       await writeRemoteFileAtomic(await first.sftp(), path, JSON.stringify(changes), 0o600);
     }
+
     first.close();
 
     // The agent logs in with the project key from now on: prove that it works.
@@ -263,14 +265,18 @@ export async function provisionHost(
       connectTimeoutMillis: connectTimeoutMillis(),
       expectedHostKey: first.hostKey,
     }).catch((error: unknown) => {
-      const cause = error instanceof Error ? error.message : String(error);
+      if (!(error instanceof SshHostError) || error.reason !== 'auth_failed') {
+        throw error;
+      }
+
       throw new SshHostError(
         label,
         'auth_failed',
-        `the project key does not log in (does sshd read ~/.ssh/authorized_keys?): ${cause}`,
+        'the project key does not log in (does sshd read ~/.ssh/authorized_keys?)',
       );
     });
     track(agentConnection);
+
     await runChecked(agentConnection, runnerCommand(['health']), {
       timeoutMillis: commandTimeout(),
     });
@@ -329,22 +335,34 @@ export async function releaseHost(
 
   await withDeadline(label, timeoutMillis, async (remaining, track) => {
     const commandTimeout = (): number => Math.min(context.commandTimeoutMillis, remaining());
-    const connection = await openSshConnection(userEndpoint(host), {
-      proxyJump: proxy,
-      connectTimeoutMillis: Math.min(context.connectTimeoutMillis, remaining()),
+    const open = (endpoint: SshEndpoint): Promise<SshConnection> =>
+      openSshConnection(endpoint, {
+        proxyJump: proxy,
+        connectTimeoutMillis: Math.min(context.connectTimeoutMillis, remaining()),
+      });
+    // The project key still logs in when the user has since removed their own key.
+    const connection = await open(userEndpoint(host)).catch((error: unknown) => {
+      if (error instanceof SshHostError && error.reason === 'auth_failed') {
+        return open(projectEndpoint(host));
+      }
+
+      throw error;
     });
     track(connection);
+
     const home = await remoteHome(connection, commandTimeout());
     const sftp = await connection.sftp();
     const recorded = await readRemoteFile(sftp, `${home}/${agentDirName}/${hostChangesFile}`);
     const changes = recorded === null
       ? null
       : (JSON.parse(recorded.toString('utf8')) as HostChanges);
+
     const runner = `"$HOME/${agentDirName}/runner.py"`;
     const stopAll = `if [ -f ${runner} ]; then ${runnerCommand(['stop-all'])} >/dev/null; fi`;
     await runChecked(connection, `${stopAll}; rm -rf -- "$HOME/${agentDirName}"`, {
       timeoutMillis: commandTimeout(),
     });
+
     const keys = await editAuthorizedKeys(connection, home, (text) =>
       text === null ? null : removeAuthorizedKey(text, host.projectPublicKey),
     );

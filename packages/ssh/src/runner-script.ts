@@ -173,10 +173,19 @@ def supervise(job_id):
     env['PYTHONUNBUFFERED'] = '1'
     env.update(read_json(os.path.join(agent_dir(), 'host-env.json'), {}))
     env.update(spec.get('env') or {})
-    proc = subprocess.Popen(
-        [pick_shell(spec.get('shell')), script], cwd=working_dir, env=env,
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        start_new_session=True)
+    shell = pick_shell(spec.get('shell'))
+    try:
+        proc = subprocess.Popen(
+            [shell, script], cwd=working_dir, env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True)
+    except OSError as error:
+        message = 'cannot start the shell %s: %s' % (shell, error.strerror or error)
+        events.emit('r', message + '\n')
+        write_json_atomic(os.path.join(d, 'state.json'), {
+            'status': 'failed', 'exit_status': None, 'termination_reason': 'executor_error',
+            'message': message, 'finished_at': now_millis()})
+        return
     started = time.time()
     state = {'status': 'running', 'pgid': proc.pid, 'supervisor_pid': os.getpid(),
              'boot_id': boot_id(), 'started_at': now_millis()}
@@ -277,11 +286,11 @@ def cmd_submit(job_id):
         os.dup2(log, 2)
         try:
             supervise(job_id)
-        except BaseException:
+        except BaseException as error:
             traceback.print_exc()
             write_json_atomic(os.path.join(d, 'state.json'), {
                 'status': 'failed', 'exit_status': None, 'termination_reason': 'executor_error',
-                'message': 'the runner failed to start the job', 'finished_at': now_millis()})
+                'message': 'the runner failed: %s' % error, 'finished_at': now_millis()})
         os._exit(0)
     os.waitpid(pid, 0)
     deadline = time.time() + 10

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { createSshBackendProvider } from '../src/index.js';
@@ -35,6 +35,8 @@ it('creates ~/.ssh 700 and authorized_keys 600 when missing, removed on release'
 
   // Provisioning again finds the key in place and must not forget what it created.
   await provider.provisionHost(remote, { timeoutMillis: 20_000 });
+  // The user drops their own key: releasing logs in with the project key instead.
+  writeFileSync(join(host.dir, 'user_keys'), '');
   await provider.releaseHost(remote);
 
   expect(existsSync(join(host.home, '.ssh'))).toBe(false);
