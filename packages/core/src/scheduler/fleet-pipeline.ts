@@ -32,6 +32,8 @@ async function processFleet(rt: SchedulerRuntime, item: FleetItem): Promise<void
   const spec = fleet.spec as FleetSpec;
   const nodes = fleetNodes(spec);
 
+  // TODO: consolidation past `nodes.min` (terminating idle instances above `nodes.max` or
+  // ones that no longer match the spec) is not done yet.
   if (isSshFleet(spec) || nodes === null || nodes.min === 0) {
     return;
   }

@@ -184,7 +184,11 @@ async function checkProvisioning(rt: SchedulerRuntime, item: InstanceItem): Prom
   }
 }
 
-/** IDLE: ended after `idle_duration` unless the fleet would drop below `nodes.min`. */
+/**
+ * IDLE: ended after `idle_duration` unless the fleet would drop below `nodes.min`.
+ * TODO: idle and busy instances get no health check of their own (unreachable, deadline);
+ * a lost instance is noticed only through the jobs on it.
+ */
 async function checkIdle(rt: SchedulerRuntime, item: InstanceItem): Promise<void> {
   const { ctx } = rt;
   const instance = item.row;

@@ -89,7 +89,10 @@ export function nodesOf(spec: RunSpec): number {
   return 1;
 }
 
-/** How many replicas a run starts with (services: the minimum of `replicas`). */
+/**
+ * How many replicas a run starts with (services: the minimum of `replicas`).
+ * TODO: autoscaling between min and max and rolling deployments are not done yet.
+ */
 export function replicasOf(spec: RunSpec): number {
   if (spec.configuration.type !== 'service') {
     return 1;
@@ -161,6 +164,8 @@ export function commandLinesOf(spec: RunSpec): string[] {
     }
 
     // A dev environment lives until it is stopped; the IDE attaches to it over SSH.
+    // TODO: inactivity_duration needs the agent to report SSH connections; until then a dev
+    // environment runs until it is stopped.
     lines.push('sleep infinity');
     return lines;
   }

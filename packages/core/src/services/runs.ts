@@ -368,6 +368,7 @@ export async function applyRunPlan(
       }
 
       const storedSpec: RunSpec = { ...spec, run_name: runName };
+      // TODO: a `schedule` (cron) should start the run as pending with next_triggered_at.
       const record: RunRecord = {
         id: newId(),
         projectId: project.id,
