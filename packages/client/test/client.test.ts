@@ -1,6 +1,9 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, DstackApiError } from '@dstack/client';
@@ -142,6 +145,20 @@ describe('@dstack/client', () => {
       plan: { run_spec: planned.run_spec, current_resource: null },
       force: false,
     });
+  });
+
+  it('refuses a YAML file that holds no configuration, before any request', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'client-yaml-'));
+
+    try {
+      const path = join(dir, 'list.dstack.yml');
+      await writeFile(path, '- just\n- a list\n');
+
+      await expect(client.apply(path)).rejects.toThrow(`${path} does not hold a configuration`);
+      expect(fake.seen).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('applies an object with a repo and a name override', async () => {
