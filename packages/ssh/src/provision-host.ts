@@ -25,7 +25,7 @@ import {
 } from './runner-client.js';
 import { endpointLabel, openSshConnection } from './ssh-connection.js';
 import type { SshConnection, SshEndpoint } from './ssh-connection.js';
-import { SshHostError } from './ssh-host-error.js';
+import { classifySshError, SshHostError } from './ssh-host-error.js';
 
 /** What a remote instance's `backend_data` holds (public facts only: it goes on the wire). */
 export interface RemoteBackendData {
@@ -110,7 +110,8 @@ async function withDeadline<T>(
       connection.close();
     }
 
-    throw error;
+    // SFTP and socket errors come without the host: name it, as every failure should.
+    throw error instanceof SshHostError ? error : classifySshError(label, error);
   } finally {
     clearTimeout(timer);
   }

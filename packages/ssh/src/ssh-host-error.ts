@@ -32,7 +32,7 @@ interface Ssh2Error extends Error {
 }
 
 /** Turns an ssh2 or socket error into an SshHostError that says what went wrong. */
-export function classifySshError(host: string, error: unknown, port: number): SshHostError {
+export function classifySshError(host: string, error: unknown, port?: number): SshHostError {
   if (error instanceof SshHostError) {
     return error;
   }
@@ -40,7 +40,9 @@ export function classifySshError(host: string, error: unknown, port: number): Ss
   const err = error as Ssh2Error;
   const message = err?.message ?? String(error);
   if (err?.code === 'ECONNREFUSED' || /connection refused/i.test(message)) {
-    const detail = `connection refused (nothing listens on port ${port})`;
+    const detail = port === undefined
+      ? 'connection refused'
+      : `connection refused (nothing listens on port ${port})`;
 
     return new SshHostError(host, 'refused', detail);
   }

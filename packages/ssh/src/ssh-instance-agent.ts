@@ -7,7 +7,7 @@ import type {
   Logger,
 } from '@dstack/core';
 import { callRunner, ensureRunner, parseRunnerReply } from './runner-client.js';
-import { SshHostError } from './ssh-host-error.js';
+import { classifySshError, SshHostError } from './ssh-host-error.js';
 import type { SshConnection } from './ssh-connection.js';
 
 export interface SshInstanceAgentOptions {
@@ -111,7 +111,9 @@ export function createSshInstanceAgent(options: SshInstanceAgentOptions): Instan
   const timeoutMillis = options.commandTimeoutMillis;
   const ready = async (): Promise<SshConnection> => {
     const connection = await options.connection();
-    await ensureRunner(connection, timeoutMillis);
+    await ensureRunner(connection, timeoutMillis).catch((error: unknown) => {
+      throw classifySshError(connection.label, error);
+    });
 
     return connection;
   };
