@@ -7,7 +7,6 @@ import {
   migrateToLatest,
   openSqliteDatabase,
 } from '@dstack/storage-sqlite';
-import { ensureBackend } from './ensure-backend.js';
 import { createSandboxBackendProvider } from './sandbox-backend-provider.js';
 
 export interface SandboxDemoResult {
@@ -42,7 +41,6 @@ export async function runSandboxDemo(
   try {
     const url = await server.listen({ port: 0 });
     const client = createClient({ url, token: server.adminToken });
-    await ensureBackend(client, 'sandbox');
     await client.apply({ type: 'fleet', name: 'sandbox', nodes: '0..1', backends: ['sandbox'] });
     const applied = await client.apply({
       type: 'task',

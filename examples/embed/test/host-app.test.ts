@@ -5,7 +5,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, DstackApiError } from '@dstack/client';
 import { startHostApp } from '../src/host-app.js';
 import type { HostApp } from '../src/host-app.js';
-import { ensureBackend, waitForFleet } from './ensure-backend.js';
 
 describe('dstack embedded in a host app', () => {
   let serverDir: string;
@@ -56,9 +55,6 @@ describe('dstack embedded in a host app', () => {
 
   it('runs a task for a client that talks to the host app, and lists it in the app', async () => {
     const client = createClient({ url: app.url, token: app.dstack.adminToken });
-    await ensureBackend(client, 'local');
-    await waitForFleet(client);
-
     const applied = await client.apply({
       type: 'task', name: 'embedded', commands: ['echo "ran inside the host app"'],
     });

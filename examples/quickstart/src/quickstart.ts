@@ -1,7 +1,6 @@
 import { createClient } from '@dstack/client';
 import type { Run } from '@dstack/client';
 import { startEmbeddedServer } from './embedded-server.js';
-import { ensureBackend, waitForFleet } from './ensure-backend.js';
 
 export interface QuickstartOptions {
   /** A run configuration (`.dstack.yml`) to apply. */
@@ -30,8 +29,6 @@ export async function runQuickstart(options: QuickstartOptions): Promise<Quickst
   try {
     options.info(`dstack server running at ${embedded.url} (data in ${options.serverDir})`);
     const client = createClient({ url: embedded.url, token: embedded.server.adminToken });
-    await ensureBackend(client, 'local');
-    await waitForFleet(client);
     const applied = await client.apply(options.configPath);
 
     if (applied.kind === 'fleet') {
