@@ -78,7 +78,11 @@ async function fixture(name: string): Promise<Json> {
 }
 
 async function applyConfig(configuration: Json): Promise<{ status: number; json: any }> {
-  const runSpec = { run_name: configuration.name ?? null, configuration, ssh_key_pub: 'ssh-rsa AAA e2e' };
+  const runSpec = {
+    run_name: configuration.name ?? null,
+    configuration,
+    ssh_key_pub: 'ssh-rsa AAA e2e',
+  };
   return api('/api/project/main/runs/apply', {
     plan: { run_spec: runSpec, current_resource: null },
     force: false,
@@ -221,7 +225,8 @@ describe('fixtures on the local backend through the bin', () => {
   it('task-multinode: two jobs, each with its own rank, 2 nodes and one master', async () => {
     await applyConfig(await fixture('task-multinode'));
     const run = await waitFor('two-nodes', ['done', 'failed', 'terminated']);
-    expect(run.status, JSON.stringify(run.jobs.map((j: Json) => latest({ jobs: [j] })))).toBe('done');
+    const submissions = run.jobs.map((job: Json) => latest({ jobs: [job] }));
+    expect(run.status, JSON.stringify(submissions)).toBe('done');
     expect(run.jobs).toHaveLength(2);
     const texts = await Promise.all(run.jobs.map(async (job: Json) =>
       (await logsOf('two-nodes', job.job_submissions[0].id)).map((e) => e.text).join('')));
@@ -233,7 +238,7 @@ describe('fixtures on the local backend through the bin', () => {
     expect([...masters][0]).toMatch(/\d+\.\d+\.\d+\.\d+/);
   }, 60_000);
 
-  it('task-secret: a clear error without the secret; its length and never its value with it', async () => {
+  it('task-secret: an error without the secret; its length, never its value, with it', async () => {
     const configuration = await fixture('task-secret');
     await applyConfig(configuration);
     const failed = await waitFor('uses-secret', ['failed', 'terminated', 'done']);
@@ -322,7 +327,7 @@ describe('fixtures on the local backend through the bin', () => {
     await waitFor('http-service', ['terminated'], 60_000);
   }, 120_000);
 
-  it('task-http and task-retry: max_duration stops the first, the retry window ends the second', async () => {
+  it('task-http and task-retry: max_duration ends one, the retry window the other', async () => {
     await applyConfig(await fixture('task-http'));
     await applyConfig(await fixture('task-retry'));
     await waitFor('http-task', ['running'], 60_000);

@@ -3,7 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { createLocalBackendProvider, ensureDefaultFleet, newId, startScheduler } from '@dstack/core';
+import {
+  createLocalBackendProvider,
+  ensureDefaultFleet,
+  newId,
+  startScheduler,
+} from '@dstack/core';
 import type { Scheduler } from '@dstack/core';
 import type { DstackServer } from '../src/index.js';
 import { createTestServer, post } from './helpers.js';
@@ -51,8 +56,11 @@ describe('task-hello on the local backend, in process', () => {
 
     while (Date.now() < deadline) {
       run = (await post(server, '/api/project/main/runs/get', server.adminToken,
-        { run_name: "hello" })).json() as Record<string, any>;
-      if (run.jobs === undefined) { throw new Error(JSON.stringify(run)); }
+        { run_name: 'hello' })).json() as Record<string, any>;
+
+      if (run.jobs === undefined) {
+        throw new Error(JSON.stringify(run));
+      }
 
       if (['done', 'failed', 'terminated'].includes(run.status)) {
         break;

@@ -55,7 +55,11 @@ function sshFleet(hosts: unknown[]) {
       spec: {
         configuration: {
           type: 'fleet', name: 'on-prem',
-          ssh_config: { user: 'dstack', ssh_key: { public: 'ssh-ed25519 AAA', private: key }, hosts },
+          ssh_config: {
+            user: 'dstack',
+            ssh_key: { public: 'ssh-ed25519 AAA', private: key },
+            hosts,
+          },
         },
       },
       current_resource: null,

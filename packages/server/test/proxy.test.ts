@@ -68,14 +68,17 @@ async function startService(name: string, auth: boolean): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 
-  const last = await post(server, '/api/project/main/runs/get', server.adminToken, { run_name: name });
+  const last = await post(server, '/api/project/main/runs/get', server.adminToken,
+    { run_name: name });
   throw new Error(`service did not start: ${JSON.stringify(last.json().jobs[0].job_submissions)}`);
 }
 
 describe('service proxy', () => {
   it('forwards to the running replica with the path and query', async () => {
     await startService('open-svc', false);
-    const response = await server.inject({ method: 'GET', url: '/proxy/services/main/open-svc/a/b?x=1' });
+    const response = await server.inject({
+      method: 'GET', url: '/proxy/services/main/open-svc/a/b?x=1',
+    });
 
     expect(response.statusCode).toBe(200);
     expect(response.body).toBe('upstream saw GET /a/b?x=1');
@@ -84,7 +87,9 @@ describe('service proxy', () => {
 
   it('asks for a project member token when the service has auth', async () => {
     await startService('closed-svc', true);
-    const anonymous = await server.inject({ method: 'GET', url: '/proxy/services/main/closed-svc/' });
+    const anonymous = await server.inject({
+      method: 'GET', url: '/proxy/services/main/closed-svc/',
+    });
     const outsider = await addUser(server, 'outsider');
     const stranger = await server.inject({
       method: 'GET', url: '/proxy/services/main/closed-svc/',

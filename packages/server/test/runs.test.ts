@@ -215,7 +215,8 @@ describe('runs API', () => {
     }
 
     const first = await post(server, '/api/runs/list', server.adminToken, { limit: 2 });
-    const page1 = first.json() as { run_spec: { run_name: string }; submitted_at: string; id: string }[];
+    type Listed = { run_spec: { run_name: string }; submitted_at: string; id: string };
+    const page1 = first.json() as Listed[];
     expect(page1.map((run) => run.run_spec.run_name)).toEqual(['r-three', 'r-two']);
     const last = page1[1]!;
     const second = await post(server, '/api/runs/list', server.adminToken, {

@@ -13,7 +13,12 @@ export type JobStatus =
   | 'failed'
   | 'done';
 
-export const finishedJobStatuses: readonly JobStatus[] = ['terminated', 'aborted', 'failed', 'done'];
+export const finishedJobStatuses: readonly JobStatus[] = [
+  'terminated',
+  'aborted',
+  'failed',
+  'done',
+];
 
 /** Whether a job status is final. */
 export function isJobFinished(status: string): boolean {
@@ -28,7 +33,12 @@ export interface JobSpec {
   jobs_per_replica: number;
   replica_group: string;
   app_specs: { port: number; map_to_port: number | null; app_name: string }[] | null;
-  user: { uid: number | null; gid: number | null; username: string | null; groupname: string | null } | null;
+  user: {
+    uid: number | null;
+    gid: number | null;
+    username: string | null;
+    groupname: string | null;
+  } | null;
   commands: string[];
   env: Record<string, string>;
   home_dir: string | null;

@@ -132,7 +132,11 @@ export function latestSubmissions(jobs: readonly JobRecord[]): JobRecord[] {
 }
 
 /** Serializes a run and its submissions for the wire. */
-export function runToWire(run: RunRecord, jobs: readonly JobRecord[], options: RunToWireOptions): Run {
+export function runToWire(
+  run: RunRecord,
+  jobs: readonly JobRecord[],
+  options: RunToWireOptions,
+): Run {
   const wireJobs = jobsToWire(jobs, options.submissionsLimit);
   const latest = latestSubmissions(jobs);
   const spec = run.runSpec as RunSpec;

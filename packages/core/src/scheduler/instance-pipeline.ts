@@ -261,7 +261,8 @@ async function terminate(rt: SchedulerRuntime, item: InstanceItem): Promise<void
       return;
     }
 
-    ctx.logger.error({ instance: instance.name }, 'instance could not be terminated; end it manually');
+    ctx.logger.error({ instance: instance.name },
+      'instance could not be terminated; end it manually');
   }
 
   await rt.agents.drop(instance.id);

@@ -158,10 +158,15 @@ async function startJob(rt: SchedulerRuntime, item: JobItem, run: RunRecord): Pr
     await agent.submit(agentJob);
   } catch (error) {
     const message = errorText(error);
-    await ctx.logs.write(
-      { projectName: project.name, runName: job.runName, jobSubmissionId: job.id, producer: 'runner' },
-      [{ timestamp: ctx.now(), logSource: 'stderr', message: `failed to start the job: ${message}\n` }],
-    ).catch(() => undefined);
+    const stream = {
+      projectName: project.name,
+      runName: job.runName,
+      jobSubmissionId: job.id,
+      producer: 'runner' as const,
+    };
+    const line = `failed to start the job: ${message}\n`;
+    await ctx.logs.write(stream, [{ timestamp: ctx.now(), logSource: 'stderr', message: line }])
+      .catch(() => undefined);
     await terminate(item, 'executor_error', message);
     return;
   }
@@ -207,7 +212,9 @@ async function followJob(rt: SchedulerRuntime, item: JobItem): Promise<void> {
 
     if (state === null) {
       // Unknown to the agent: normal right after submit, a lost job if it lasts.
-      await markDisconnected(rt, item, 'the agent does not know the job', { runnerTimestamp: cursor });
+      await markDisconnected(rt, item, 'the agent does not know the job', {
+        runnerTimestamp: cursor,
+      });
       return;
     }
 

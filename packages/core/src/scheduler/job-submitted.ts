@@ -199,7 +199,8 @@ async function fleetOffers(
   const { ctx } = rt;
   const spec = job.jobSpec as JobSpec;
   const runSpec = run.runSpec as RunSpec;
-  const profileBackends = (runProfileParams(runSpec).backends as string[] | null | undefined) ?? null;
+  const profileBackends =
+    (runProfileParams(runSpec).backends as string[] | null | undefined) ?? null;
   const masterData = master?.provisioningData as JobProvisioningData | null | undefined;
   const project = await ctx.store.get('projects', run.projectId);
   const offers: FleetOffer[] = [];

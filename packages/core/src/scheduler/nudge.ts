@@ -5,6 +5,10 @@ import type { LeasedTableName } from '../records.js';
  * Marks a row as due at once (no owner), so its pipeline takes it on the next fetch instead
  * of waiting out its interval: how a job tells its run that something changed.
  */
-export async function nudge(access: StateAccess, table: LeasedTableName, id: string): Promise<void> {
+export async function nudge(
+  access: StateAccess,
+  table: LeasedTableName,
+  id: string,
+): Promise<void> {
   await access.update(table, { id, lockToken: null }, { lockOwner: null });
 }

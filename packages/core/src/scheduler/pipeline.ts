@@ -158,7 +158,8 @@ export function startPipeline<T extends LeasedTableName>(
       },
       async held() {
         const current = await store.get(definition.table, row.id);
-        return current !== undefined && current.lockToken === token && current.status === row.status;
+        return current !== undefined && current.lockToken === token &&
+          current.status === row.status;
       },
     };
 

@@ -179,7 +179,9 @@ export function sshHosts(spec: FleetSpec): RemoteConnectionInfo[] {
   };
 
   return hosts.map((entry, index) => {
-    const host = typeof entry === 'string' ? { hostname: entry } : (entry as Record<string, unknown>);
+    const host = typeof entry === 'string'
+      ? { hostname: entry }
+      : (entry as Record<string, unknown>);
     const privateKey = (host.ssh_key as SshKey)?.private ?? defaultKey;
     const user = host.user ?? ssh.user;
 
@@ -433,7 +435,10 @@ export async function applyFleetPlan(
 }
 
 /** The project's non-deleted fleets, newest first. */
-export async function listProjectFleets(ctx: CoreContext, project: ProjectRecord): Promise<Fleet[]> {
+export async function listProjectFleets(
+  ctx: CoreContext,
+  project: ProjectRecord,
+): Promise<Fleet[]> {
   const fleets = await ctx.store.find('fleets', {
     where: { projectId: project.id, deleted: false },
     orderBy: [['createdAt', 'desc'], ['id', 'asc']],
@@ -638,7 +643,9 @@ export async function ensureDefaultFleet(
   projectName: string,
   options: { maxNodes?: number } = {},
 ): Promise<DefaultFleetOutcome> {
-  const project = await ctx.store.findOne('projects', { where: { name: projectName, deleted: false } });
+  const project = await ctx.store.findOne('projects', {
+    where: { name: projectName, deleted: false },
+  });
 
   if (project === undefined) {
     return 'no-project';

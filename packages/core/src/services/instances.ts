@@ -21,7 +21,8 @@ async function toWire(ctx: CoreContext, instances: readonly InstanceRecord[]): P
 
   for (const instance of instances) {
     if (!projects.has(instance.projectId)) {
-      projects.set(instance.projectId, (await ctx.store.get('projects', instance.projectId))?.name ?? '');
+      const project = await ctx.store.get('projects', instance.projectId);
+      projects.set(instance.projectId, project?.name ?? '');
     }
 
     if (instance.fleetId !== null && !fleets.has(instance.fleetId)) {

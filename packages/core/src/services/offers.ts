@@ -102,7 +102,8 @@ export function resourcesFit(resources: InstanceResources, requirements: Require
   const gpus = resources.gpus ?? [];
   const gpuSpec = spec.gpu;
 
-  if (!inRange(resources.cpus, spec.cpu?.count) || !inRange(resources.memory_mib / 1024, spec.memory)) {
+  if (!inRange(resources.cpus, spec.cpu?.count) ||
+    !inRange(resources.memory_mib / 1024, spec.memory)) {
     return false;
   }
 
@@ -110,7 +111,8 @@ export function resourcesFit(resources: InstanceResources, requirements: Require
     return false;
   }
 
-  if (spec.disk?.size && resources.disk && !inRange(resources.disk.size_mib / 1024, spec.disk.size)) {
+  if (spec.disk?.size && resources.disk &&
+    !inRange(resources.disk.size_mib / 1024, spec.disk.size)) {
     return false;
   }
 

@@ -1,4 +1,8 @@
-import { effectiveRunSpec, parseRunSpec, requirementsFromRunSpec } from '../configurations/index.js';
+import {
+  effectiveRunSpec,
+  parseRunSpec,
+  requirementsFromRunSpec,
+} from '../configurations/index.js';
 import type { Requirements } from '../domain/resources.js';
 import type { RunSpec } from '../domain/run.js';
 import { ServerClientError } from '../errors/server-errors.js';

@@ -53,7 +53,8 @@ async function resolveRepo(
   }
 
   if (!hasId) {
-    return { spec: { ...spec, repo_id: 'none', repo_data: { repo_type: 'virtual' } }, repoRowId: null };
+    const virtual = { ...spec, repo_id: 'none', repo_data: { repo_type: 'virtual' } };
+    return { spec: virtual, repoRowId: null };
   }
 
   if (repoData?.repo_type === 'virtual') {
@@ -336,7 +337,9 @@ export async function applyRunPlan(
   const run = await ctx.store.withLock(`run_names_${project.id}`, () =>
     ctx.store.transaction(async (tx) => {
       const now = ctx.now();
-      const current = spec.run_name ? await activeRunByName(tx, project.id, spec.run_name) : undefined;
+      const current = spec.run_name
+        ? await activeRunByName(tx, project.id, spec.run_name)
+        : undefined;
 
       if (current !== undefined) {
         const currentSpec = current.runSpec as RunSpec;

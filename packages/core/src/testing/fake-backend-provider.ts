@@ -167,7 +167,8 @@ export function createFakeBackend(): FakeBackend {
     type: 'fake',
     capabilities: { images: false, multinode: true },
     async getOffers({ requirements }) {
-      return [offerOf('small', 0.5, 2), offerOf('large', 1, 4)].filter((o) => fits(o, requirements));
+      const offers = [offerOf('small', 0.5, 2), offerOf('large', 1, 4)];
+      return offers.filter((offer) => fits(offer, requirements));
     },
     async createInstance({ offer, instanceId }): Promise<JobProvisioningData> {
       backend.created.push(instanceId);

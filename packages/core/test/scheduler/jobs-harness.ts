@@ -35,7 +35,10 @@ export interface Harness {
   advance(millis: number): void;
   start(options?: StartSchedulerOptions): Scheduler;
   addFleet(spec?: Partial<FleetSpec['configuration']>): Promise<string>;
-  submitRun(configuration: Record<string, unknown>, requirements?: Requirements): Promise<RunRecord>;
+  submitRun(
+    configuration: Record<string, unknown>,
+    requirements?: Requirements,
+  ): Promise<RunRecord>;
   jobsOf(runId: string): Promise<JobRecord[]>;
   /** Waits until `check` returns a value other than undefined, or fails after the timeout. */
   until<T>(check: () => Promise<T | undefined>, timeoutMillis?: number): Promise<T>;

@@ -24,7 +24,9 @@ describe('a task on a fleet', () => {
   it('provisions the cheapest offer, runs the job, stores its logs and ends done', async () => {
     await h.addFleet();
     h.start();
-    const run = await h.submitRun({ commands: ['echo hello $DSTACK_RUN_NAME', 'echo two', 'echo three'] });
+    const run = await h.submitRun({
+      commands: ['echo hello $DSTACK_RUN_NAME', 'echo two', 'echo three'],
+    });
 
     const finished = await runReaches(h, run.id, ['done', 'failed', 'terminated']);
     const [job] = await h.jobsOf(run.id);

@@ -8,7 +8,11 @@ const listSchema = {
   additionalProperties: false,
   properties: {
     project_names: { type: ['array', 'null'], items: { type: 'string' }, default: null },
-    fleet_ids: { type: ['array', 'null'], items: { type: 'string', format: 'uuid' }, default: null },
+    fleet_ids: {
+      type: ['array', 'null'],
+      items: { type: 'string', format: 'uuid' },
+      default: null,
+    },
     only_active: { type: 'boolean', default: false },
     include_imported: { type: 'boolean', default: false },
     prev_created_at: { type: ['string', 'null'], format: 'date-time', default: null },

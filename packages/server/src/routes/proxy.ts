@@ -71,7 +71,10 @@ async function proxyRequest(
   const headers: Record<string, string> = {};
 
   for (const [name, value] of Object.entries(request.headers)) {
-    if (!hopHeaders.has(name) && value !== undefined && (name !== 'authorization' || !replica.auth)) {
+    // The member's token is for this server; an open service gets the header as sent.
+    const ownToken = name === 'authorization' && replica.auth;
+
+    if (!hopHeaders.has(name) && value !== undefined && !ownToken) {
       headers[name] = Array.isArray(value) ? value.join(', ') : value;
     }
   }
