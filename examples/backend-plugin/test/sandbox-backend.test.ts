@@ -1,9 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { runBackendProviderContract } from '@dstack/core/testing';
-import { contractRequirements } from '@dstack/core/testing';
+import { afterAll, describe, expect, it } from 'vitest';
+import { contractRequirements, runBackendProviderContract } from '@dstack/core/testing';
 import { createSandboxBackendProvider } from '../src/index.js';
 
 const scratchDirs: string[] = [];
@@ -21,8 +20,16 @@ runBackendProviderContract('sandbox plugin', async () => {
 });
 
 describe('sandbox offers', () => {
+  afterAll(async () => {
+    for (const dir of scratchDirs) {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('sells one instance per CPU count, cheapest first, priced by CPU', async () => {
-    const provider = createSandboxBackendProvider({ pricePerCpu: 0.5 });
+    const scratchDir = await mkdtemp(join(tmpdir(), 'sandbox-offers-'));
+    scratchDirs.push(scratchDir);
+    const provider = createSandboxBackendProvider({ scratchDir, pricePerCpu: 0.5 });
     const settings = { projectName: 'main', config: { type: 'sandbox' }, creds: null };
 
     const offers = await provider.getOffers({ ...settings, requirements: contractRequirements(1) });
