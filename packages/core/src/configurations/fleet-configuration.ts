@@ -14,6 +14,7 @@ import {
 } from './configuration-error.js';
 import { parseIdleDuration } from './duration.js';
 import { parseEnv } from './env.js';
+import { maxNodeCount } from './limits.js';
 import { parseBackendOptions, parseRetry, parseTags } from './profile.js';
 import { parseInteger } from './range.js';
 import { parseResourcesAt } from './resources.js';
@@ -56,6 +57,12 @@ export function parseFleetNodes(value: unknown, path: FieldPath): FleetNodes {
   const max = spec.max == null ? null : parseInteger(spec.max, [...path, 'max']);
   if (min < 0) {
     throw configurationError([...path, 'min'], 'min cannot be negative');
+  }
+
+  for (const [key, bound] of [['min', min], ['target', target], ['max', max]] as const) {
+    if (bound !== null && bound > maxNodeCount) {
+      throw configurationError([...path, key], `at most ${maxNodeCount} nodes are supported`);
+    }
   }
 
   if (target < min) {

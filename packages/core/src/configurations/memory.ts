@@ -6,7 +6,14 @@ const NUMBER_PATTERN = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 export function parseDecimal(text: string): number | null {
   const trimmed = text.trim();
 
-  return NUMBER_PATTERN.test(trimmed) ? Number(trimmed) : null;
+  if (!NUMBER_PATTERN.test(trimmed)) {
+    return null;
+  }
+
+  // `1e400` matches the pattern but overflows; stored as JSON it would turn into null.
+  const value = Number(trimmed);
+
+  return Number.isFinite(value) ? value : null;
 }
 
 /**
@@ -28,7 +35,7 @@ export function parseMemory(value: unknown, path: FieldPath): number {
     for (const [unit, gigabytes] of units) {
       if (text.endsWith(unit)) {
         const amount = parseDecimal(text.slice(0, -unit.length));
-        if (amount !== null) {
+        if (amount !== null && Number.isFinite(amount * gigabytes)) {
           return amount * gigabytes;
         }
       }

@@ -7,6 +7,7 @@ import type {
 } from '../domain/configurations.js';
 import { configurationError, isPlainObject, type FieldPath } from './configuration-error.js';
 import { parseInactivityDuration } from './duration.js';
+import { maxNodeCount } from './limits.js';
 import { parsePortMapping } from './ports.js';
 import { parseResourcesAt } from './resources.js';
 import {
@@ -58,6 +59,14 @@ function parseNodeGroups(value: unknown[], path: FieldPath): NodeGroup[] {
       ports: parsePorts(group.ports, [...path, index, 'ports']),
     };
   });
+  const totalNodes = groups.reduce((total, group) => total + group.nodes, 0);
+  if (totalNodes > maxNodeCount) {
+    throw configurationError(
+      path,
+      `the node groups ask for ${totalNodes} nodes, at most ${maxNodeCount} are supported`,
+    );
+  }
+
   const names = groups.map((group) => group.name ?? '');
   const duplicates = [...new Set(names.filter((name, index) => names.indexOf(name) !== index))];
   if (duplicates.length > 0) {

@@ -4,6 +4,8 @@
  * here as any value and parsed by hand afterwards, where the message can say what is wrong.
  */
 
+import { maxNodeCount } from './limits.js';
+
 type Schema = Record<string, unknown>;
 
 export const anyValue: Schema = {};
@@ -196,7 +198,7 @@ function baseRunProperties(type: string): Record<string, Schema> {
 
 const nodeGroup = object({
   name: nullable(text),
-  nodes: { type: 'integer', minimum: 1 },
+  nodes: { type: 'integer', minimum: 1, maximum: maxNodeCount },
   resources: anyValue,
   commands,
   ports: arrayOf(portMapping),
@@ -207,7 +209,7 @@ export const taskSchema = object(
     ...baseRunProperties('task'),
     commands,
     ports: arrayOf(portMapping),
-    nodes: nullable({ type: 'integer', minimum: 1 }),
+    nodes: nullable({ type: 'integer', minimum: 1, maximum: maxNodeCount }),
     groups: nullable(arrayOf(nodeGroup)),
   },
   ['type'],

@@ -10,6 +10,7 @@ import type {
 } from '../domain/configurations.js';
 import { configurationError, type FieldPath } from './configuration-error.js';
 import { parseDuration } from './duration.js';
+import { maxNodeCount } from './limits.js';
 import { parseServicePort } from './ports.js';
 import { parseIntRange } from './range.js';
 import { parseEntityReference } from './references.js';
@@ -60,6 +61,10 @@ function parseReplicaRange(value: unknown, path: FieldPath): Range {
   const min = range.min ?? 0;
   if (min < 0) {
     throw configurationError(path, 'the minimum number of replicas must be >= 0');
+  }
+
+  if (range.max > maxNodeCount) {
+    throw configurationError(path, `at most ${maxNodeCount} replicas are supported`);
   }
 
   return { min, max: range.max };
@@ -366,6 +371,15 @@ function parseReplicaGroups(value: unknown[], path: FieldPath): ReplicaGroup[] {
   }
 
   const groups = value.map((group, index) => parseReplicaGroup(group, index, [...path, index]));
+  const totalReplicas = groups.reduce((total, group) => total + (group.count.max ?? 0), 0);
+  if (totalReplicas > maxNodeCount) {
+    throw configurationError(
+      path,
+      `the replica groups ask for up to ${totalReplicas} replicas,` +
+        ` at most ${maxNodeCount} are supported`,
+    );
+  }
+
   const names = groups.map((group) => group.name ?? '');
   const duplicates = [...new Set(names.filter((name, index) => names.indexOf(name) !== index))];
   if (duplicates.length > 0) {
