@@ -228,8 +228,9 @@ function wrapClient(client: Client, label: string, hostKey: string): SshConnecti
     try {
       return await execOnce(client, label, command, options);
     } catch (error) {
-      // A command that hangs usually means a connection that died silently: start afresh.
-      if (error instanceof SshHostError && error.reason === 'timeout') {
+      // A command that hangs, or a channel the server does not open, means a connection that
+      // died under us: mark it so the pool opens a new one.
+      if (error instanceof SshHostError && ['timeout', 'ssh_error'].includes(error.reason)) {
         closed = true;
         client.end();
       }

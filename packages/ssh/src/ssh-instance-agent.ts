@@ -118,10 +118,30 @@ export function createSshInstanceAgent(options: SshInstanceAgentOptions): Instan
     return connection;
   };
 
+  // Every runner command is idempotent, so one that failed on a connection that turned out
+  // dead (the network dropped, sshd restarted) is tried once more on a fresh connection.
+  const run = async (
+    args: readonly (string | number)[],
+    stdin?: string,
+  ): Promise<{ out: Buffer; label: string }> => {
+    for (let attempt = 0; ; attempt += 1) {
+      const connection = await ready();
+      try {
+        const out = await callRunner(connection, args, { stdin, timeoutMillis });
+
+        return { out, label: connection.label };
+      } catch (error) {
+        const fast = !(error instanceof SshHostError) || error.reason !== 'timeout';
+        if (attempt > 0 || !connection.closed || !fast) {
+          throw error;
+        }
+      }
+    }
+  };
+
   return {
     async healthcheck() {
-      const connection = await ready();
-      await callRunner(connection, ['health'], { timeoutMillis });
+      await run(['health']);
     },
 
     async submit(job: AgentJob) {
@@ -134,36 +154,29 @@ export function createSshInstanceAgent(options: SshInstanceAgentOptions): Instan
         max_duration: job.maxDurationSeconds,
         stop_grace_seconds: options.stopGraceSeconds,
       };
-      const connection = await ready();
-      const out = await callRunner(connection, ['submit', id], {
-        stdin: JSON.stringify(spec),
-        timeoutMillis,
-      });
-      const { submitted } = reply<{ submitted: boolean }>(connection.label, out).reply;
+      const { out, label } = await run(['submit', id], JSON.stringify(spec));
+      const { submitted } = reply<{ submitted: boolean }>(label, out).reply;
       const fields = { jobSubmissionId: id, jobName: job.jobName, submitted };
       options.logger.info(fields, 'job submitted');
     },
 
     async pull(jobSubmissionId: string, cursor: number) {
       const id = checkJobId(jobSubmissionId);
-      const connection = await ready();
       const args = ['pull', id, Math.max(0, Math.floor(cursor)), options.pullMaxBytes];
-      const out = await callRunner(connection, args, { timeoutMillis });
+      const { out, label } = await run(args);
 
-      return parsePullOutput(connection.label, out, cursor);
+      return parsePullOutput(label, out, cursor);
     },
 
     async stop(jobSubmissionId: string, { force }: { force: boolean }) {
       const id = checkJobId(jobSubmissionId);
-      const connection = await ready();
-      await callRunner(connection, ['stop', id, force ? 'kill' : 'term'], { timeoutMillis });
+      await run(['stop', id, force ? 'kill' : 'term']);
       options.logger.info({ jobSubmissionId: id, force }, 'job stop requested');
     },
 
     async remove(jobSubmissionId: string) {
       const id = checkJobId(jobSubmissionId);
-      const connection = await ready();
-      await callRunner(connection, ['remove', id], { timeoutMillis });
+      await run(['remove', id]);
     },
 
     async close() {

@@ -251,6 +251,20 @@ describe('the agent', () => {
     }
   });
 
+  it('reconnects when the connection drops under a running job, losing nothing', async () => {
+    const agent = provider.agent(data[0]);
+    const job = agentJob(['for i in $(seq 1 20); do echo "tick $i"; sleep 0.1; done']);
+    await agent.submit(job);
+    const before = await pullUntil(agent, job.jobSubmissionId, (p) => p.jobLogs.length >= 3);
+
+    expect(await hosts[0].dropConnections()).toBeGreaterThan(0);
+    const after = await untilFinished(agent, job.jobSubmissionId, { cursor: before.cursor });
+
+    const ticks = Array.from({ length: 20 }, (_, index) => `tick ${index + 1}\n`);
+    expect(text([...before.jobLogs, ...after.jobLogs])).toBe(ticks.join(''));
+    expect(after.state).toMatchObject({ status: 'done', exitStatus: 0 });
+  });
+
   it('refuses to guess a key for a host it did not provision and cannot resolve', async () => {
     const stranger = createSshBackendProvider();
     try {

@@ -31,6 +31,8 @@ export interface SshdHost {
   stop(): Promise<void>;
   /** Restarts sshd on the same address and port with a new host key (a reinstalled host). */
   replaceHostKey(): Promise<void>;
+  /** Kills this sshd's per-connection processes: every open connection drops at once. */
+  dropConnections(): Promise<number>;
 }
 
 export interface StartSshdOptions {
@@ -99,6 +101,24 @@ async function pathWithoutPython(dir: string): Promise<string> {
   }
 
   return bin;
+}
+
+/** The ids of the processes whose parent is `parent`, read from /proc. */
+async function childrenOf(parent: number): Promise<number[]> {
+  const children: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) {
+      continue;
+    }
+
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[1]) === parent) {
+      children.push(Number(entry));
+    }
+  }
+
+  return children;
 }
 
 function killGroup(pid: unknown, signal: NodeJS.Signals): void {
@@ -226,6 +246,14 @@ export async function startSshd(options: StartSshdOptions): Promise<SshdHost> {
       await killAgentJobs(home);
       await stopSshd(child);
       await rm(dir, { recursive: true, force: true });
+    },
+    async dropConnections() {
+      const sessions = child.pid === undefined ? [] : await childrenOf(child.pid);
+      for (const pid of sessions) {
+        process.kill(pid, 'SIGKILL');
+      }
+
+      return sessions.length;
     },
     async replaceHostKey() {
       await stopSshd(child);
