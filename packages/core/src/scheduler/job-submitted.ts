@@ -72,6 +72,8 @@ async function assignPoolInstance(
   const spec = job.jobSpec as JobSpec;
   const candidates: { instance: InstanceRecord; fleet: FleetRecord }[] = [];
   const masterData = master?.provisioningData as JobProvisioningData | null | undefined;
+  const profileBackends = (runProfileParams(run.runSpec as RunSpec).backends as
+    string[] | null | undefined) ?? null;
 
   for (const fleet of fleets) {
     const instances = await rt.ctx.store.find('instances', {
@@ -89,6 +91,10 @@ async function assignPoolInstance(
       }
 
       if (masterData && instance.backend !== masterData.backend) {
+        continue;
+      }
+
+      if (profileBackends !== null && !profileBackends.includes(instance.backend ?? '')) {
         continue;
       }
 
@@ -240,7 +246,10 @@ async function fleetOffers(
       types = (types ?? [masterData.backend]).filter((type) => type === masterData.backend);
     }
 
-    const backends = await projectBackends(ctx, project, types);
+    // An empty filter would mean "any backend" to projectBackends: here it means none.
+    const backends = types !== null && types.length === 0
+      ? []
+      : await projectBackends(ctx, project, types);
 
     if (backends.length === 0) {
       reasons.push(`fleet ${fleet.name} has no backend the run may use`);
