@@ -157,6 +157,10 @@ export async function startSshd(options: StartSshdOptions): Promise<SshdHost> {
     throw new Error('test sshd listens on loopback only');
   }
 
+  if (!existsSync('/usr/sbin/sshd')) {
+    throw new Error('the SSH tests need sshd: apt-get install -y openssh-server');
+  }
+
   await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
   const dir = await mkdtemp(join(tmpdir(), 'dstack-sshd-'));
   const home = join(dir, 'home');
