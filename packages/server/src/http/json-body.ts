@@ -13,28 +13,67 @@ function errorPosition(error: unknown, text: string): number {
   return /end of JSON input/i.test(message) ? text.length : 0;
 }
 
+// Far deeper than any request model goes; past some depth, echoing the value in a 422 or
+// storing it overflows the stack.
+const maxJsonDepth = 128;
+
+function jsonInvalid(position: number, reason: string): RequestValidationError {
+  return new RequestValidationError([
+    {
+      type: 'json_invalid',
+      loc: ['body', position],
+      msg: 'JSON decode error',
+      input: {},
+      ctx: { error: reason },
+    },
+  ]);
+}
+
+function depthExceeds(value: unknown, limit: number): boolean {
+  const pending: [object, number][] = typeof value === 'object' && value !== null
+    ? [[value, 1]]
+    : [];
+
+  while (pending.length > 0) {
+    const [node, depth] = pending.pop() as [object, number];
+    if (depth > limit) {
+      return true;
+    }
+
+    for (const child of Object.values(node)) {
+      if (typeof child === 'object' && child !== null) {
+        pending.push([child as object, depth + 1]);
+      }
+    }
+  }
+
+  return false;
+}
+
 /**
  * Parses a request body as JSON the way FastAPI does: an empty body is no body (routes
  * with optional bodies take their defaults), and malformed JSON is a 422 `json_invalid`.
+ * So is JSON nested deeper than `maxJsonDepth`.
  */
 export function parseJsonBody(text: string): unknown {
   if (text.trim() === '') {
     return undefined;
   }
 
+  let parsed: unknown;
+
   try {
-    return JSON.parse(text) as unknown;
+    parsed = JSON.parse(text) as unknown;
   } catch (error) {
-    throw new RequestValidationError([
-      {
-        type: 'json_invalid',
-        loc: ['body', errorPosition(error, text)],
-        msg: 'JSON decode error',
-        input: {},
-        ctx: { error: error instanceof Error ? error.message : 'Invalid JSON' },
-      },
-    ]);
+    const reason = error instanceof Error ? error.message : 'Invalid JSON';
+    throw jsonInvalid(errorPosition(error, text), reason);
   }
+
+  if (depthExceeds(parsed, maxJsonDepth)) {
+    throw jsonInvalid(0, `nested deeper than ${maxJsonDepth} levels`);
+  }
+
+  return parsed;
 }
 
 /**
