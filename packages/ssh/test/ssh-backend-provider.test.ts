@@ -163,6 +163,22 @@ describe('the agent', () => {
     expect(text(again.jobLogs)).toBe('hello from b\nfleet-127.0.0.3\n');
   });
 
+  it('runs a dozen jobs at once on one host over one pooled connection', async () => {
+    const agent = provider.agent(data[1]);
+    const jobs = Array.from({ length: 12 }, (_, index) =>
+      agentJob([`echo "job ${index} start"`, 'sleep 0.5', `echo "job ${index} end"`]),
+    );
+
+    await Promise.all(jobs.map((job) => agent.submit(job)));
+    const results = await Promise.all(jobs.map((job) => untilFinished(agent, job.jobSubmissionId)));
+
+    expect(results.map((result) => text(result.jobLogs))).toEqual(
+      jobs.map((_, index) => `job ${index} start\njob ${index} end\n`),
+    );
+    expect(results.every((result) => result.state?.status === 'done')).toBe(true);
+    expect(await hosts[1].connectionCount()).toBe(1);
+  });
+
   it('stops a job gracefully with SIGTERM to its process group', async () => {
     const agent = provider.agent(data[0]);
     const job = agentJob([

@@ -33,6 +33,8 @@ export interface SshdHost {
   replaceHostKey(): Promise<void>;
   /** Kills this sshd's per-connection processes: every open connection drops at once. */
   dropConnections(): Promise<number>;
+  /** How many connections this sshd serves now (its per-connection processes). */
+  connectionCount(): Promise<number>;
 }
 
 export interface StartSshdOptions {
@@ -250,6 +252,9 @@ export async function startSshd(options: StartSshdOptions): Promise<SshdHost> {
       await killAgentJobs(home);
       await stopSshd(child);
       await rm(dir, { recursive: true, force: true });
+    },
+    async connectionCount() {
+      return child.pid === undefined ? 0 : (await childrenOf(child.pid)).length;
     },
     async dropConnections() {
       const sessions = child.pid === undefined ? [] : await childrenOf(child.pid);
