@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -415,6 +416,281 @@ describe('two replicas on one Postgres with CloudWatch', () => {
     expect(existsSync(join(dir, 'projects'))).toBe(false);
   });
 });
+
+// The built bin (build core and server first), as an operator starts it.
+describe('the bin with remote log stores', () => {
+  const bin = join(import.meta.dirname, '../dist/cli.js');
+  const token = 'remote-logs-admin-token';
+  const postgresBase =
+    process.env.DSTACK_TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
+  const schema = `bin_logs_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Pool({ connectionString: postgresBase, max: 1 });
+  const children = new Set<ChildProcess>();
+  const dirs: string[] = [];
+  let cloudWatch: FakeCloudWatchLogs;
+  let gcp: FakeGcpLogging;
+
+  beforeAll(async () => {
+    await admin.query(`create schema "${schema}"`);
+    cloudWatch = await startFakeCloudWatchLogs({ throttleEvery: 5 });
+    cloudWatch.createLogGroup('dstack-bin');
+    gcp = await startFakeGcpLogging(['dstack-bin'], { throttleEvery: 5 });
+  });
+
+  afterAll(async () => {
+    await Promise.all([...children].map((child) => stopBin(child)));
+    await cloudWatch.close();
+    await gcp.close();
+    await admin.query(`drop schema if exists "${schema}" cascade`);
+    await admin.end();
+    await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
+  });
+
+  async function newDir(): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), 'dstack-bin-logs-'));
+    dirs.push(dir);
+    return dir;
+  }
+
+  function spawnBin(dir: string, env: Record<string, string>) {
+    const child = spawn(process.execPath, [bin, '--port', '0'], {
+      env: {
+        ...process.env,
+        DSTACK_SERVER_DIR: dir,
+        DSTACK_SERVER_ADMIN_TOKEN: token,
+        DSTACK_SERVER_LOG_LEVEL: 'WARNING',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.add(child);
+    child.once('exit', () => children.delete(child));
+    let output = '';
+    child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    return { child, output: () => output };
+  }
+
+  async function startBin(dir: string, env: Record<string, string>): Promise<BinServer> {
+    const started = spawnBin(dir, env);
+
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no start: ${started.output()}`)), 30_000);
+      started.child.stdout?.on('data', () => {
+        const match = /is running at (\S+)/.exec(started.output());
+
+        if (match !== null) {
+          clearTimeout(timer);
+          resolve(match[1]);
+        }
+      });
+      started.child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`exited ${code}: ${started.output()}`));
+      });
+    });
+
+    return { child: started.child, url, token };
+  }
+
+  async function stopBin(child: ChildProcess): Promise<void> {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      return;
+    }
+
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+    });
+  }
+
+  const cloudWatchEnv = (group = 'dstack-bin') => ({
+    DSTACK_SERVER_CLOUDWATCH_LOG_GROUP: group,
+    DSTACK_SERVER_CLOUDWATCH_LOG_REGION: 'eu-north-1',
+    DSTACK_SERVER_CLOUDWATCH_ENDPOINT: cloudWatch.url,
+    ...awsKeys,
+  });
+
+  it('stops at start, with one clear message, when the log group is missing', async () => {
+    const dir = await newDir();
+    const started = spawnBin(dir, cloudWatchEnv('missing-group'));
+    const code = await new Promise<number | null>((resolve) => started.child.once('exit', resolve));
+
+    expect(code).not.toBe(0);
+    expect(started.output()).toContain(
+      'CloudWatch log storage (DSTACK_SERVER_CLOUDWATCH_LOG_GROUP=missing-group) cannot ' +
+        "start: LogGroup 'missing-group' does not exist",
+    );
+    expect(started.output()).not.toMatch(/at .*\.js:\d+/);
+    expect(existsSync(join(dir, 'projects'))).toBe(false);
+  });
+
+  for (const [kind, env] of [
+    ['CloudWatch', () => cloudWatchEnv()],
+    [
+      'GCP Logging',
+      () => ({
+        DSTACK_SERVER_GCP_LOGGING_PROJECT: 'dstack-bin',
+        DSTACK_SERVER_GCP_LOGGING_ENDPOINT: gcp.url,
+      }),
+    ],
+  ] as const) {
+    const title = `runs task-long-output and reads every byte back from ${kind}`;
+
+    it(title, { timeout: 240_000 }, async () => {
+      const dir = await newDir();
+      const server = await startBin(dir, env());
+
+      try {
+        await prepareMain(server);
+        const applied = await binApi(server, '/api/project/main/runs/apply', {
+          plan: {
+            run_spec: { configuration: await longOutputTask(), ssh_key_pub: 'ssh-rsa AAA' },
+            current_resource: null,
+          },
+          force: false,
+        });
+        expect(applied.status, JSON.stringify(applied.json)).toBe(200);
+        const run = await waitForBinRun(server, 'chatty', 180_000);
+        expect(run.status).toBe('done');
+
+        const text = await pollAllFrom(server, 'chatty', run.jobs[0].job_submissions[0].id);
+
+        expect(text.length).toBe(longOutput.length);
+        expect(text === longOutput).toBe(true);
+        expect(existsSync(join(dir, 'projects'))).toBe(false);
+      } finally {
+        await stopBin(server.child);
+      }
+    });
+  }
+
+  const replicas = 'two replicas on one Postgres serve the same CloudWatch logs';
+
+  it(replicas, { timeout: 120_000 }, async () => {
+    const dir = await newDir();
+    const url = new URL(postgresBase);
+    url.searchParams.set('options', `-c search_path=${schema}`);
+    const env = { ...cloudWatchEnv(), DSTACK_DATABASE_URL: url.toString() };
+    const first = await startBin(dir, env);
+    const second = await startBin(dir, env);
+
+    try {
+      await prepareMain(first);
+      const hello = parse(
+        await readFile(join(fixtures, 'task-hello.dstack.yml'), 'utf8'),
+      ) as Record<string, unknown>;
+      const applied = await binApi(first, '/api/project/main/runs/apply', {
+        plan: {
+          run_spec: { configuration: hello, ssh_key_pub: 'ssh-rsa AAA' },
+          current_resource: null,
+        },
+        force: false,
+      });
+      expect(applied.status, JSON.stringify(applied.json)).toBe(200);
+      const run = await waitForBinRun(second, 'hello', 60_000);
+      expect(run.status).toBe('done');
+      const submissionId = run.jobs[0].job_submissions[0].id;
+
+      const fromFirst = await pollAllFrom(first, 'hello', submissionId);
+      const fromSecond = await pollAllFrom(second, 'hello', submissionId);
+
+      expect(fromFirst).toContain('hello from node 0 of 1\n');
+      expect(fromFirst).toContain('line 3\n');
+      expect(fromFirst).toContain('to stderr\n');
+      expect(fromSecond).toBe(fromFirst);
+    } finally {
+      await stopBin(first.child);
+      await stopBin(second.child);
+    }
+  });
+});
+
+interface BinServer {
+  child: ChildProcess;
+  url: string;
+  token: string;
+}
+
+async function binApi(
+  server: BinServer,
+  path: string,
+  body: unknown,
+): Promise<{ status: number; json: any }> {
+  const response = await fetch(`${server.url}${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${server.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, json: text === '' ? null : JSON.parse(text) };
+}
+
+/** Project main with the local backend and its default fleet, which comes shortly after start. */
+async function prepareMain(server: BinServer): Promise<void> {
+  const project = await binApi(server, '/api/projects/main/get', {});
+  const backends = (project.json as { backends: { name: string }[] }).backends;
+
+  if (!backends.some((backend) => backend.name === 'local')) {
+    const created = await binApi(server, '/api/project/main/backends/create', { type: 'local' });
+    expect(created.status, JSON.stringify(created.json)).toBe(200);
+  }
+
+  const deadline = Date.now() + 20_000;
+
+  while (Date.now() < deadline) {
+    const fleets = await binApi(server, '/api/project/main/fleets/list', {});
+
+    if ((fleets.json as unknown[]).length > 0) {
+      return;
+    }
+
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+
+  throw new Error('project main got no default fleet');
+}
+
+async function waitForBinRun(server: BinServer, runName: string, timeoutMillis: number) {
+  const deadline = Date.now() + timeoutMillis;
+
+  for (;;) {
+    const { json } = await binApi(server, '/api/project/main/runs/get', { run_name: runName });
+    const run = json as { status: string; jobs: { job_submissions: { id: string }[] }[] };
+
+    if (['done', 'failed', 'terminated'].includes(run.status) || Date.now() > deadline) {
+      return run;
+    }
+
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** Follows next_token from the start as the CLI does, over HTTP. */
+async function pollAllFrom(server: BinServer, runName: string, submissionId: string) {
+  const parts: string[] = [];
+  let nextToken: string | null = null;
+
+  for (let pages = 0; pages < 500; pages += 1) {
+    const { status, json } = await binApi(server, '/api/project/main/logs/poll', {
+      run_name: runName,
+      job_submission_id: submissionId,
+      limit: 1000,
+      ...(nextToken === null ? {} : { next_token: nextToken }),
+    });
+    expect(status, JSON.stringify(json)).toBe(200);
+    const page = json as { logs: { message: string }[]; next_token?: string | null };
+    expect(page.logs.length).toBeLessThanOrEqual(1000);
+    parts.push(...page.logs.map((event) => Buffer.from(event.message, 'base64').toString('utf8')));
+    nextToken = page.next_token ?? null;
+
+    if (nextToken === null) {
+      return parts.join('');
+    }
+  }
+
+  throw new Error('next_token never ended');
+}
 
 type Server = Awaited<ReturnType<typeof createTestServer>>;
 
