@@ -1,5 +1,6 @@
 import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 
+/** Where and as whom createCloudWatchLogsClient connects. */
 export interface CloudWatchLogsClientOptions {
   /** Without one, the SDK's own region lookup applies (AWS_REGION, the config file). */
   region?: string;

@@ -40,6 +40,7 @@ export const maxFutureMillis = 2 * hourMillis;
 /** Empty GetLogEvents pages a poll follows before it hands the token back, as the original. */
 export const maxEmptyPagesFollowed = 10;
 
+/** Options of createCloudWatchLogStore. */
 export interface CloudWatchLogStoreOptions {
   /** A CloudWatchLogsClient, or anything that sends the same four commands. */
   client: CloudWatchLogsSender;

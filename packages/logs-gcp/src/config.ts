@@ -46,6 +46,7 @@ export interface GcpLogEntry {
   textPayload?: string | null;
 }
 
+/** The entries.write request the store sends. */
 export interface GcpWriteLogEntriesRequest {
   logName: string;
   resource: { type: string; labels: Record<string, string> };
@@ -53,6 +54,7 @@ export interface GcpWriteLogEntriesRequest {
   dryRun?: boolean;
 }
 
+/** The entries.list request the store sends. */
 export interface GcpListLogEntriesRequest {
   resourceNames: string[];
   filter: string;
@@ -78,6 +80,7 @@ export interface GcpListLogEntriesResponse {
   nextPageToken?: string | null;
 }
 
+/** Options of createGcpLogStore. */
 export interface GcpLogStoreOptions {
   logging: GcpLoggingClient;
   /** The project whose log `dstack-run-logs` holds the entries. */

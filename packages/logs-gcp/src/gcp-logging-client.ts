@@ -2,6 +2,7 @@ import { v2 } from '@google-cloud/logging';
 import { GoogleAuth, OAuth2Client, type AuthClient } from 'google-auth-library';
 import type { GcpLoggingClient } from './config.js';
 
+/** The project and, for tests and emulators, the endpoint of createGcpLoggingClient. */
 export interface GcpLoggingClientOptions {
   projectId: string;
   /**

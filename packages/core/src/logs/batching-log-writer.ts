@@ -57,6 +57,7 @@ export interface LogWriterMetrics {
   droppedBytes: number;
 }
 
+/** Options of createBatchingLogWriter: the sender, the service's limits and the bounds. */
 export interface BatchingLogWriterOptions {
   send: LogBatchSender;
   limits: LogBatchLimits;

@@ -2,6 +2,7 @@ import { createFileLogStore, silentLogger, type Logger, type LogStore } from '@d
 import { createCloudWatchLogsClient, createCloudWatchLogStore } from '@dstack/logs-cloudwatch';
 import { createGcpLoggingClient, createGcpLogStore } from '@dstack/logs-gcp';
 
+/** What openLogStore reads: the environment, and where file logs go by default. */
 export interface OpenLogStoreOptions {
   /** The variables that pick and configure the store; normally `process.env`. */
   env: Record<string, string | undefined>;
