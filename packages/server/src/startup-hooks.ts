@@ -41,8 +41,9 @@ export const builtinStartupHooks: StartupHook[] = [
   {
     name: 'scheduler',
     run: ({ ctx }) => {
-      const disabled = process.env.DSTACK_SERVER_BACKGROUND_PROCESSING_DISABLED ?? '';
-      return startBackgroundProcessing(ctx, { disabled: ['1', 'true'].includes(disabled) });
+      // Set to any value, as in the original: an API-only replica.
+      const disabled = process.env.DSTACK_SERVER_BACKGROUND_PROCESSING_DISABLED !== undefined;
+      return startBackgroundProcessing(ctx, { disabled });
     },
   },
 ];

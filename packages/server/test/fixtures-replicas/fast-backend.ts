@@ -118,8 +118,19 @@ function eventsOf(job: JobFile): { event: LogEvent; producer: 'job' | 'runner' }
   return events;
 }
 
+const sleep = (millis: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, millis));
+
+interface FastTimings {
+  /** How long a job runs. */
+  durationMillis: number;
+  /** How long each agent call takes, as a round trip to a real instance would. */
+  callMillis: number;
+}
+
 function createFastAgent(dir: string, record: (line: FastBackendEvent) => Promise<void>,
-  durationMillis: number): InstanceAgent {
+  timings: FastTimings): InstanceAgent {
+  const { durationMillis, callMillis } = timings;
   const jobPath = (id: string): string => join(dir, 'jobs', `${id}.json`);
   const stopPath = (id: string): string => join(dir, 'jobs', `${id}.stop`);
   const running: AgentJobState = {
@@ -132,6 +143,7 @@ function createFastAgent(dir: string, record: (line: FastBackendEvent) => Promis
     },
 
     async submit(job: AgentJob) {
+      await sleep(callMillis);
       const now = Date.now();
       await record({ event: 'submit', id: job.jobSubmissionId, runName: job.runName,
         pid: process.pid, at: now });
@@ -160,6 +172,7 @@ function createFastAgent(dir: string, record: (line: FastBackendEvent) => Promis
     },
 
     async pull(jobSubmissionId: string, cursor: number): Promise<AgentPull> {
+      await sleep(callMillis);
       const job = await readJson<JobFile>(jobPath(jobSubmissionId));
 
       if (job === null) {
@@ -212,7 +225,10 @@ export function createBackendProvider(options: {
   logger: Logger;
 }): BackendProvider {
   const dir = stateDirOf(options.serverDir);
-  const durationMillis = Number(process.env.DSTACK_TEST_FAST_BACKEND_JOB_MILLIS ?? '500');
+  const timings: FastTimings = {
+    durationMillis: Number(process.env.DSTACK_TEST_FAST_BACKEND_JOB_MILLIS ?? '500'),
+    callMillis: Number(process.env.DSTACK_TEST_FAST_BACKEND_CALL_MILLIS ?? '0'),
+  };
   const record = (line: FastBackendEvent): Promise<void> =>
     appendFile(join(dir, 'events.jsonl'), `${JSON.stringify(line)}\n`, { flag: 'a' });
 
@@ -264,7 +280,7 @@ export function createBackendProvider(options: {
     },
 
     agent() {
-      return createFastAgent(dir, record, durationMillis);
+      return createFastAgent(dir, record, timings);
     },
   };
 }

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -98,6 +98,8 @@ export interface StartReplicaOptions {
   name: string;
   serverDir: string;
   env: Record<string, string>;
+  /** config.yml, written into the server directory when it has none yet. */
+  config?: string;
   /** How long to wait for "running at" (default 60 s: the machine is shared). */
   timeoutMillis?: number;
 }
@@ -107,6 +109,16 @@ const children = new Set<ChildProcess>();
 /** Spawns the bin on port 0 and resolves once it prints its token and URL. */
 export async function startReplica(options: StartReplicaOptions): Promise<Replica> {
   await mkdir(options.serverDir, { recursive: true });
+
+  if (options.config !== undefined) {
+    await writeFile(join(options.serverDir, 'config.yml'), options.config, { flag: 'wx' })
+      .catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EEXIST') {
+          throw error;
+        }
+      });
+  }
+
   const child = spawn(process.execPath, [serverBin, '--port', '0'], {
     env: {
       ...process.env,
@@ -146,6 +158,13 @@ export async function startReplica(options: StartReplicaOptions): Promise<Replic
     });
   });
 }
+
+/** A config.yml whose project `main` has only the fast backend (no `local`, no default fleet). */
+export const fastOnlyConfig = `projects:
+  - name: main
+    backends:
+      - type: fast
+`;
 
 /** Resolves with the exit code once the process has ended. */
 export function exitOf(child: ChildProcess): Promise<number | null> {
