@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -171,6 +171,20 @@ describe('the dstack-server bin', () => {
       expect(await readdir(dir)).toEqual(['config.yml']);
     });
   }
+
+  it('stops on a backend type it does not know, and writes nothing', async () => {
+    const path = join(dir, 'config.yml');
+    await writeFile(path, 'projects:\n  - name: main\n    backends:\n      - type: nosuchcloud\n');
+    const child = run([]);
+    const output = collect(child);
+
+    expect(await exitOf(child)).toBe(1);
+    expect(output.text()).toContain(`Invalid ${path}:`);
+    expect(output.text()).toContain(
+      'projects[0].backends[0].type: unknown backend type "nosuchcloud"',
+    );
+    expect(await readdir(dir)).toEqual(['config.yml']);
+  });
 
   it('applies config.yml: projects and default_permissions', async () => {
     await copyFile(join(fixtures, 'config-aes.yml'), join(dir, 'config.yml'));

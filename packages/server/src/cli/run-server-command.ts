@@ -1,8 +1,9 @@
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { createCipher, createLocalBackendProvider } from '@dstack/core';
-import type { Logger, LogStore, StateStore } from '@dstack/core';
+import type { BackendProvider, Logger, LogStore, StateStore } from '@dstack/core';
 import {
+  checkServerConfigBackends,
   loadServerConfig,
   ServerConfigError,
   writeDefaultServerConfig,
@@ -34,6 +35,22 @@ async function readConfig(path: string, disabled: boolean): Promise<ServerConfig
 
   try {
     return await loadServerConfig(path);
+  } catch (error) {
+    if (error instanceof ServerConfigError) {
+      throw new StartError(`${error.message}\nThe server did not start; nothing was written.`);
+    }
+
+    throw error;
+  }
+}
+
+function checkConfigBackends(
+  path: string,
+  config: ServerConfig,
+  providers: readonly BackendProvider[],
+): void {
+  try {
+    checkServerConfigBackends(path, config, providers);
   } catch (error) {
     if (error instanceof ServerConfigError) {
       throw new StartError(`${error.message}\nThe server did not start; nothing was written.`);
@@ -88,6 +105,15 @@ export async function runServerCommand(
   }).catch((error: unknown) => {
     throw new StartError((error as Error).message);
   });
+  const providers = [
+    createLocalBackendProvider({ serverDir: settings.serverDir, logger }),
+    ...pluginProviders,
+  ];
+
+  if (config !== null) {
+    checkConfigBackends(configPath, config, providers);
+  }
+
   let store: StateStore | undefined;
   let logStore: LogStore | undefined;
 
@@ -119,10 +145,7 @@ export async function runServerCommand(
       store,
       logStore,
       cipher,
-      providers: [
-        createLocalBackendProvider({ serverDir: settings.serverDir, logger }),
-        ...pluginProviders,
-      ],
+      providers,
       logger,
       settings: { serverDir: settings.serverDir, userProjectQuota: settings.userProjectQuota },
       ...(settings.adminToken === undefined ? {} : { adminToken: settings.adminToken }),

@@ -1,10 +1,10 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Ajv } from 'ajv';
-import type { ErrorObject } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import { parseDocument } from 'yaml';
-import { decodeStrictBase64 } from '@dstack/core';
-import type { EncryptionKeyConfig } from '@dstack/core';
+import { decodeStrictBase64, knownBackendTypes } from '@dstack/core';
+import type { BackendProvider, EncryptionKeyConfig } from '@dstack/core';
 
 /** A backend as config.yml lists it; its own fields are checked by its provider. */
 export interface ServerConfigBackend {
@@ -199,6 +199,78 @@ export function validateServerConfig(path: string, data: unknown): ServerConfig 
     .filter((problem): problem is string => problem !== null);
 
   throw new ServerConfigError(path, [...new Set(problems)]);
+}
+
+const backendValidators = new WeakMap<object, ValidateFunction>();
+
+function backendValidatorOf(schema: object): ValidateFunction {
+  let compiled = backendValidators.get(schema);
+
+  if (compiled === undefined) {
+    compiled = ajv.compile(schema);
+    backendValidators.set(schema, compiled);
+  }
+
+  return compiled;
+}
+
+const backendKeywords = new Set(['additionalProperties', 'required', 'type', 'enum', 'pattern']);
+
+/**
+ * Checks each project's backends against the providers this server has: an unknown type, or
+ * a config its provider's schema refuses, is a ServerConfigError naming the key path. A type
+ * the original knows but this server lacks is left to the sync, which warns and goes on.
+ */
+export function checkServerConfigBackends(
+  path: string,
+  config: ServerConfig,
+  providers: readonly BackendProvider[],
+): void {
+  const problems: string[] = [];
+
+  config.projects.forEach((project, projectIndex) => {
+    (project.backends ?? []).forEach((backend, backendIndex) => {
+      const at = `/projects/${projectIndex}/backends/${backendIndex}`;
+      const provider = providers.find((candidate) => candidate.type === backend.type);
+
+      if (provider === undefined) {
+        if (!knownBackendTypes.includes(backend.type)) {
+          const available = providers.map((candidate) => candidate.type).join(', ');
+          problems.push(
+            `${keyPath(`${at}/type`)}: unknown backend type ${describe(backend.type)}` +
+              ` (this server has: ${available})`,
+          );
+        }
+
+        return;
+      }
+
+      if (provider.configSchema === undefined) {
+        return;
+      }
+
+      const check = backendValidatorOf(provider.configSchema);
+
+      if (check(structuredClone(backend))) {
+        return;
+      }
+
+      for (const error of check.errors ?? []) {
+        const located = { ...error, instancePath: `${at}${error.instancePath}` };
+        const problem = backendKeywords.has(error.keyword)
+          ? problemOf(located, config)
+          : `${keyPath(located.instancePath)}: ${error.message ?? 'invalid value'}`;
+
+        if (problem !== null) {
+          problems.push(problem);
+        }
+      }
+    });
+  });
+
+  if (problems.length > 0) {
+    throw new ServerConfigError(path, [...new Set(problems)]);
+  }
 }
 
 /** Reads and validates config.yml; null when there is no such file. */
