@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { createCipher, createLocalBackendProvider } from '@dstack/core';
+import { createCipher } from '@dstack/core';
 import type { BackendProvider, Logger, LogStore, StateStore } from '@dstack/core';
 import {
   checkServerConfigBackends,
@@ -14,7 +14,7 @@ import { serverVersion } from '../version.js';
 import { CommandLineError, readServerCommandSettings, usage } from './environment.js';
 import { openLogStore } from '../compose/log-store.js';
 import { openStateStore, readStateStoreEnv } from '../compose/state-store.js';
-import { loadBackendPlugins } from '../compose/plugins.js';
+import { openBackendProviders } from '../compose/backend-providers.js';
 
 /** A start that cannot go on; the message says why and the process exits with `exitCode`. */
 export class StartError extends Error {
@@ -97,18 +97,14 @@ export async function runServerCommand(
   const configPath = join(settings.serverDir, 'config.yml');
   let config = await readConfig(configPath, settings.configDisabled);
   const cipher = buildCipher(config, logger);
-  const pluginProviders = await loadBackendPlugins({
+  const backends = await openBackendProviders({
     env,
     serverDir: settings.serverDir,
     logger,
-    builtinTypes: ['local'],
   }).catch((error: unknown) => {
     throw new StartError((error as Error).message);
   });
-  const providers = [
-    createLocalBackendProvider({ serverDir: settings.serverDir, logger }),
-    ...pluginProviders,
-  ];
+  const providers = backends.providers;
 
   if (config !== null) {
     checkConfigBackends(configPath, config, providers);
@@ -123,6 +119,7 @@ export async function runServerCommand(
       ...readStateStoreEnv(env),
       logger,
     });
+    backends.bindStore(store, cipher);
     logStore = await openLogStore({ env, serverDir: settings.serverDir, logger });
 
     if (!settings.configDisabled && config === null) {
@@ -135,6 +132,7 @@ export async function runServerCommand(
   } catch (error) {
     await logStore?.close?.();
     await store?.close();
+    await backends.close();
     throw new StartError((error as Error).message);
   }
 
@@ -154,6 +152,7 @@ export async function runServerCommand(
   } catch (error) {
     await logStore.close?.();
     await store.close();
+    await backends.close();
     throw error;
   }
 
@@ -164,6 +163,7 @@ export async function runServerCommand(
   } catch (error) {
     await server.close();
     await store.close();
+    await backends.close();
     const reason = (error as Error).message;
     throw new StartError(`Cannot listen on ${settings.host}:${settings.port}: ${reason}`);
   }
@@ -185,6 +185,7 @@ export async function runServerCommand(
       void (async () => {
         try {
           await server.close();
+          await backends.close();
           await logStore?.close?.();
           await store?.close();
         } catch (error) {
