@@ -4,6 +4,7 @@ import type { Dispatcher } from 'undici';
 import { parse as parseYaml } from 'yaml';
 import { DstackApiError } from './dstack-api-error.js';
 import { followLogs } from './follow-logs.js';
+import { resolveFleetSshKeys } from './ssh-keys.js';
 import type { LogLine, LogsOptions } from './follow-logs.js';
 import { finishedRunStatuses } from './wire-types.js';
 import type {
@@ -169,8 +170,9 @@ export function createClient(options: ClientOptions): DstackClient {
     applyOptions: ApplyOptions = {},
   ): Promise<Fleet> {
     const name = applyOptions.name ?? configuration.name;
+    const withKeys = await resolveFleetSshKeys(configuration);
     const spec: FleetSpec = {
-      configuration: name === undefined ? configuration : { ...configuration, name },
+      configuration: name === undefined ? withKeys : { ...withKeys, name },
       configuration_path: applyOptions.configurationPath ?? null,
       profile: applyOptions.profile ?? null,
     };
