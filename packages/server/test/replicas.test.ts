@@ -77,7 +77,12 @@ async function waitAllDone(prefix: string, total: number, timeoutMillis: number)
 }
 
 /** Applies `count` tasks named `<prefix>-<n>`, round-robin over the replicas, a few at a time. */
-async function applyRuns(targets: readonly Replica[], prefix: string, count: number) {
+async function applyRuns(
+  targets: readonly Replica[],
+  prefix: string,
+  count: number,
+  fleetOf: (num: number) => string = () => 'fast-fleet',
+) {
   const clients = targets.map((replica) =>
     createClient({ url: replica.url, token: replica.token, requestTimeoutMillis: 60_000 }));
   let next = 0;
@@ -90,6 +95,7 @@ async function applyRuns(targets: readonly Replica[], prefix: string, count: num
         type: 'task',
         name: `${prefix}-${num}`,
         backends: ['fast'],
+        fleets: [fleetOf(num)],
         commands: ['echo fast'],
       });
     }
@@ -122,12 +128,13 @@ interface JobRow {
   submission_num: string;
   termination_reason: string | null;
   instance_id: string | null;
+  finished_at: Date | null;
 }
 
 async function jobsOf(prefix: string): Promise<JobRow[]> {
   return db.query<JobRow>(
-    'select id, run_name, status, submission_num, termination_reason, instance_id ' +
-      'from jobs where run_name like $1',
+    'select id, run_name, status, submission_num, termination_reason, instance_id, ' +
+      'finished_at from jobs where run_name like $1',
     [`${prefix}-%`],
   );
 }
@@ -153,6 +160,23 @@ async function expectDoneOnce(prefix: string, total: number): Promise<void> {
   expect([...created.keys()].filter((id) => !known.has(id))).toEqual([]);
   expect(jobs.filter((job) => job.instance_id === null || !created.has(job.instance_id)))
     .toEqual([]);
+
+  // An instance has one block: a job starts on it only after the one before has finished.
+  const startedAt = new Map(events.filter((event) => event.event === 'start')
+    .map((event) => [event.id, event.at]));
+  const byInstance = new Map<string, { start: number; end: number }[]>();
+
+  for (const job of await db.query<JobRow>('select * from jobs')) {
+    const spans = byInstance.get(job.instance_id ?? '') ?? [];
+    spans.push({ start: startedAt.get(job.id) ?? 0, end: job.finished_at?.getTime() ?? 0 });
+    byInstance.set(job.instance_id ?? '', spans);
+  }
+
+  const overlaps = [...byInstance.values()].flatMap((spans) => {
+    spans.sort((a, b) => a.start - b.start);
+    return spans.slice(1).filter((span, index) => span.start < spans[index]!.end);
+  });
+  expect(overlaps).toEqual([]);
 }
 
 beforeAll(async () => {
@@ -252,7 +276,11 @@ describe('three replicas on one Postgres database', () => {
     const [live1, live2, doomed] = replicas as [Replica, Replica, Replica];
     const before = (await readFastEvents(stateDir)).length;
     const total = 150;
-    await applyRuns([live1, live2, doomed], 'two', total);
+    // Half reuse the idle instances of round one, half need new ones in a second fleet.
+    const client = createClient({ url: live1.url, token: adminToken });
+    await client.apply({ type: 'fleet', name: 'fast-next', nodes: '0..', backends: ['fast'] });
+    await applyRuns([live1, live2, doomed], 'two', total,
+      (num) => (num % 2 === 0 ? 'fast-fleet' : 'fast-next'));
 
     // Kill it mid-way: it has started jobs of this round, and rows are in the replicas' hands.
     await waitFor('the dead replica at work', async () => {
@@ -298,7 +326,11 @@ describe('three replicas on one Postgres database', () => {
     // another replica; the agent contract makes that a no-op (the start counts stay 1).
     const resubmitted = [...countBy((await readFastEvents(stateDir)).slice(before), 'submit')
       .values()].filter((times) => times > 1).length;
-    console.info(`round two: ${resubmitted} jobs submitted twice, each started once`);
+    const madeEarlier = new Set((await readFastEvents(stateDir)).slice(0, before)
+      .filter((event) => event.event === 'create').map((event) => event.id));
+    const reused = (await jobsOf('two')).filter((job) => madeEarlier.has(job.instance_id ?? ''));
+    console.info(`round two: ${resubmitted} jobs submitted twice, each started once; ` +
+      `${reused.length} jobs ran on idle instances of round one`);
     console.info(`round two: ${unfinished} of ${total} runs unfinished, ` +
       `${orphaned.length} of its jobs running and ${leasedAtKill.length} rows leased when ` +
       `one replica died; ${deadLeases.length} of them were its own and were taken over`);
