@@ -9,7 +9,9 @@ export type JsonSchema = Record<string, unknown>;
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, coerceTypes: false });
 
-ajv.addFormat('uuid', /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i);
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+ajv.addFormat('uuid', uuidPattern);
 ajv.addFormat('uuid4', { type: 'string', validate: isUuidV4 });
 ajv.addFormat('date-time', { type: 'string', validate: (text) => parseWireTime(text) !== null });
 
@@ -226,6 +228,11 @@ function issueOf(error: ErrorObject, body: unknown): ValidationIssue | null {
     }
     case 'format': {
       const format = params['format'] as string;
+
+      if (format === 'uuid4' && typeof input === 'string' && uuidPattern.test(input)) {
+        const msg = 'UUID version 4 expected';
+        return { type: 'uuid_version', loc, msg, input, ctx: { expected_version: 4 } };
+      }
 
       if (format === 'uuid' || format === 'uuid4') {
         return { type: 'uuid_parsing', loc, msg: 'Input should be a valid UUID', input };
