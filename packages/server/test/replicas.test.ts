@@ -82,6 +82,7 @@ async function applyRuns(
   prefix: string,
   count: number,
   fleetOf: (num: number) => string = () => 'fast-fleet',
+  env: Record<string, string> = {},
 ) {
   const clients = targets.map((replica) =>
     createClient({ url: replica.url, token: replica.token, requestTimeoutMillis: 60_000 }));
@@ -97,6 +98,7 @@ async function applyRuns(
         backends: ['fast'],
         fleets: [fleetOf(num)],
         commands: ['echo fast'],
+        env,
       });
     }
   };
@@ -335,4 +337,30 @@ describe('three replicas on one Postgres database', () => {
       `${orphaned.length} of its jobs running and ${leasedAtKill.length} rows leased when ` +
       `one replica died; ${deadLeases.length} of them were its own and were taken over`);
   }, 240_000);
+
+  it('stop each run once when stops race each other and the scheduler', async () => {
+    const live = replicas.filter((replica) => replica.child.exitCode === null &&
+      replica.child.signalCode === null);
+    const before = (await readFastEvents(stateDir)).length;
+    const total = 30;
+    expect(live).toHaveLength(2);
+    await applyRuns(live, 'three', total, () => 'fast-fleet', { FAST_JOB_MILLIS: '600000' });
+    await waitFor('every run of round three running', async () =>
+      (await runStatuses('three')).get('running') === total ? true : undefined,
+    { timeoutMillis: 60_000 });
+
+    // Both replicas get a stop for every run at the same time.
+    const names = Array.from({ length: total }, (_, num) => `three-${num}`);
+    await Promise.all(live.flatMap((replica) => names.map((name) =>
+      api(replica, '/api/project/main/runs/stop', { runs_names: [name], abort: false }))));
+    await waitAllDone('three', total, 60_000);
+
+    const jobs = await jobsOf('three');
+    const events = (await readFastEvents(stateDir)).slice(before);
+    const stops = countBy(events, 'stop');
+    expect(await runStatuses('three')).toEqual(new Map([['terminated', total]]));
+    expect(jobs.filter((job) => job.termination_reason !== 'terminated_by_user')).toEqual([]);
+    expect(jobs.filter((job) => stops.get(job.id) !== 1).map((job) => job.run_name)).toEqual([]);
+    expect([...countBy(events, 'start').values()]).toEqual(Array(total).fill(1));
+  }, 120_000);
 });

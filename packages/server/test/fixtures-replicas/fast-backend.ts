@@ -147,7 +147,10 @@ function createFastAgent(dir: string, record: (line: FastBackendEvent) => Promis
       const now = Date.now();
       await record({ event: 'submit', id: job.jobSubmissionId, runName: job.runName,
         pid: process.pid, at: now });
-      const file: JobFile = { startedAt: now, runName: job.runName, durationMillis,
+      // A run may ask for its own duration, e.g. a long one to stop.
+      const asked = Number(job.env.FAST_JOB_MILLIS);
+      const file: JobFile = { startedAt: now, runName: job.runName,
+        durationMillis: Number.isFinite(asked) && asked > 0 ? asked : durationMillis,
         lines: jobLines };
 
       const draft = `${jobPath(job.jobSubmissionId)}.${process.pid}.${randomUUID()}`;
