@@ -1,5 +1,5 @@
 import Fastify, { LogController } from 'fastify';
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fastify';
 import type { CoreContext, Logger } from '@dstack/core';
 import { installApiVersionCheck } from './api-version.js';
 import { installApiDocs } from './docs.js';
@@ -45,7 +45,14 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimitBytes ?? 64 * 1024 * 1024,
     return503OnClosing: true,
-    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
+    // Long enough that an overlong name reaches its route and gets the original's answer
+    // (a 404 for a project, a 400 for a run), instead of the router's 414.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 8192 },
+    // A path that cannot be decoded (`%ZZ`) or a longer parameter never reaches a route;
+    // answer as for an unknown path, not with Fastify's own body that echoes the URL.
+    frameworkErrors: (_error, _request, reply) => {
+      void (reply as FastifyReply).status(404).send({ detail: 'Not Found' });
+    },
   });
 
   app.decorate('dstack', ctx);
