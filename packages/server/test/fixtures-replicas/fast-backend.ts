@@ -118,6 +118,28 @@ function eventsOf(job: JobFile): { event: LogEvent; producer: 'job' | 'runner' }
   return events;
 }
 
+/**
+ * Creates a file with its whole text, atomically and only if it does not exist yet (link()
+ * refuses an existing name), so a reader in another process never sees half of it.
+ */
+async function createOnce(path: string, text: string): Promise<boolean> {
+  const draft = `${path}.${process.pid}.${randomUUID()}`;
+  await writeFile(draft, text);
+
+  try {
+    await link(draft, path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+      return false;
+    }
+
+    throw error;
+  } finally {
+    await rm(draft, { force: true });
+  }
+}
+
 const sleep = (millis: number): Promise<void> =>
   new Promise((resolve) => setTimeout(resolve, millis));
 
@@ -153,21 +175,9 @@ function createFastAgent(dir: string, record: (line: FastBackendEvent) => Promis
         durationMillis: Number.isFinite(asked) && asked > 0 ? asked : durationMillis,
         lines: jobLines };
 
-      const draft = `${jobPath(job.jobSubmissionId)}.${process.pid}.${randomUUID()}`;
-      await writeFile(draft, JSON.stringify(file));
-
-      try {
-        // link() fails on an existing name: of all replicas that submit one id, exactly one
-        // starts the job, and a reader never sees a half-written file.
-        await link(draft, jobPath(job.jobSubmissionId));
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-          return;
-        }
-
-        throw error;
-      } finally {
-        await rm(draft, { force: true });
+      // Of all replicas that submit one id, exactly one starts the job.
+      if (!(await createOnce(jobPath(job.jobSubmissionId), JSON.stringify(file)))) {
+        return;
       }
 
       await record({ event: 'start', id: job.jobSubmissionId, runName: job.runName,
@@ -210,8 +220,7 @@ function createFastAgent(dir: string, record: (line: FastBackendEvent) => Promis
       const at = Date.now();
       await record({ event: 'stop', id: jobSubmissionId, pid: process.pid, at });
       const stop: StopFile = { at, force: options.force };
-      await writeFile(stopPath(jobSubmissionId), JSON.stringify(stop), { flag: 'wx' })
-        .catch(() => undefined);
+      await createOnce(stopPath(jobSubmissionId), JSON.stringify(stop));
     },
 
     async remove(jobSubmissionId: string) {
