@@ -172,6 +172,19 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
+  // Jobs outlive the server by design: end whatever a failed test left running.
+  if (server !== null) {
+    const runs = await api('/api/runs/list', { only_active: true });
+    const names = (runs.json as Json[]).map((run) => run.run_spec.run_name as string);
+    await api('/api/project/main/runs/stop', { runs_names: names, abort: true });
+    const deadline = Date.now() + 30_000;
+
+    while (Date.now() < deadline &&
+      (await api('/api/runs/list', { only_active: true })).json.length > 0) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+
   await stopBin();
   await rm(dir, { recursive: true, force: true });
 });
@@ -328,6 +341,16 @@ describe('fixtures on the local backend through the bin', () => {
   }, 120_000);
 
   it('task-http and task-retry: max_duration ends one, the retry window the other', async () => {
+    // The fixture listens on the fixed port 8000: wait for a run elsewhere to free it.
+    const portFree = async () =>
+      fetch('http://127.0.0.1:8000/').then(() => false, () => true);
+    const portDeadline = Date.now() + 150_000;
+
+    while (!(await portFree())) {
+      expect(Date.now() < portDeadline, 'port 8000 stays in use by another process').toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+
     await applyConfig(await fixture('task-http'));
     await applyConfig(await fixture('task-retry'));
     await waitFor('http-task', ['running'], 60_000);
@@ -348,7 +371,10 @@ describe('fixtures on the local backend through the bin', () => {
 
     const stopped = await waitFor('http-task', ['terminated', 'failed', 'done'], 150_000);
     const submission = latest(stopped);
-    expect(submission.status).toBe('terminated');
+    const runnerLog = (await logsOf('http-task', submission.id, true)).map((e) => e.text).join('');
+    const jobLog = (await logsOf('http-task', submission.id)).map((e) => e.text).join('');
+    expect(submission.status, `${JSON.stringify(submission)}\n${runnerLog}\n${jobLog}`)
+      .toBe('terminated');
     expect(submission.termination_reason).toBe('max_duration_exceeded');
     expect(submission.error).toBe('max duration exceeded');
     // As in the original, a job ended by a reason that is not retried fails its run.
@@ -356,7 +382,7 @@ describe('fixtures on the local backend through the bin', () => {
     expect(stopped.termination_reason).toBe('job_failed');
     expect(Date.parse(submission.finished_at) - Date.parse(submission.submitted_at))
       .toBeGreaterThanOrEqual(120_000);
-  }, 300_000);
+  }, 480_000);
 
   it('a killed server finds its running job on restart and carries on', async () => {
     await applyConfig({

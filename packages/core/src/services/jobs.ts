@@ -298,6 +298,7 @@ function nodeAddress(data: JobProvisioningData): string {
 /**
  * The variables every job gets from dstack (run, repo, cluster and GPUs), laid over the
  * job's own env so that the user cannot override them by accident.
+ * TODO: DSTACK_MPI_HOSTFILE needs the agent to write the hostfile on each node.
  */
 export function dstackEnv(info: ClusterInfo): Record<string, string> {
   const ips = info.nodes.map(nodeAddress);
