@@ -241,6 +241,7 @@ export function createBackendProvider(options: {
     durationMillis: Number(process.env.DSTACK_TEST_FAST_BACKEND_JOB_MILLIS ?? '500'),
     callMillis: Number(process.env.DSTACK_TEST_FAST_BACKEND_CALL_MILLIS ?? '0'),
   };
+  const createMillis = Number(process.env.DSTACK_TEST_FAST_BACKEND_CREATE_MILLIS ?? '0');
   const record = (line: FastBackendEvent): Promise<void> =>
     appendFile(join(dir, 'events.jsonl'), `${JSON.stringify(line)}\n`, { flag: 'a' });
 
@@ -262,6 +263,8 @@ export function createBackendProvider(options: {
       await mkdir(join(dir, 'jobs'), { recursive: true });
       await record({ event: 'create', id: request.instanceId, pid: process.pid,
         at: Date.now() });
+      // The instance exists from here on; the call returns only after the cloud's latency.
+      await sleep(createMillis);
       options.logger.info({ instance: request.instanceName }, 'fast instance created');
 
       return {
