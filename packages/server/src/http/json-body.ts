@@ -29,31 +29,60 @@ function jsonInvalid(position: number, reason: string): RequestValidationError {
   ]);
 }
 
-function depthExceeds(value: unknown, limit: number): boolean {
-  const pending: [object, number][] = typeof value === 'object' && value !== null
-    ? [[value, 1]]
+type JsonPath = (string | number)[];
+
+function nulIssue(path: JsonPath, input: string): RequestValidationError {
+  return new RequestValidationError([
+    {
+      type: 'value_error',
+      loc: ['body', ...path],
+      msg: 'Value error, text may not contain NUL (\\u0000) characters',
+      input,
+    },
+  ]);
+}
+
+/**
+ * Refuses what no request model needs and some stores cannot take: nesting past `limit`, and
+ * NUL characters in strings or keys (Postgres refuses them in text, which was a 500).
+ */
+function checkParsed(value: unknown, limit: number): void {
+  if (typeof value === 'string' && value.includes('\u0000')) {
+    throw nulIssue([], value);
+  }
+
+  const pending: [object, JsonPath][] = typeof value === 'object' && value !== null
+    ? [[value, []]]
     : [];
 
   while (pending.length > 0) {
-    const [node, depth] = pending.pop() as [object, number];
-    if (depth > limit) {
-      return true;
+    const [node, path] = pending.pop() as [object, JsonPath];
+    if (path.length >= limit) {
+      throw jsonInvalid(0, `nested deeper than ${limit} levels`);
     }
 
-    for (const child of Object.values(node)) {
+    const isArray = Array.isArray(node);
+    for (const [key, child] of Object.entries(node)) {
+      const at = [...path, isArray ? Number(key) : key];
+      if (!isArray && key.includes('\u0000')) {
+        throw nulIssue(at, key);
+      }
+
+      if (typeof child === 'string' && child.includes('\u0000')) {
+        throw nulIssue(at, child);
+      }
+
       if (typeof child === 'object' && child !== null) {
-        pending.push([child as object, depth + 1]);
+        pending.push([child as object, at]);
       }
     }
   }
-
-  return false;
 }
 
 /**
  * Parses a request body as JSON the way FastAPI does: an empty body is no body (routes
  * with optional bodies take their defaults), and malformed JSON is a 422 `json_invalid`.
- * So is JSON nested deeper than `maxJsonDepth`.
+ * So is JSON nested deeper than `maxJsonDepth`; a NUL character in text is a 422 naming it.
  */
 export function parseJsonBody(text: string): unknown {
   if (text.trim() === '') {
@@ -69,9 +98,7 @@ export function parseJsonBody(text: string): unknown {
     throw jsonInvalid(errorPosition(error, text), reason);
   }
 
-  if (depthExceeds(parsed, maxJsonDepth)) {
-    throw jsonInvalid(0, `nested deeper than ${maxJsonDepth} levels`);
-  }
+  checkParsed(parsed, maxJsonDepth);
 
   return parsed;
 }
