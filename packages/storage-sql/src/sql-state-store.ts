@@ -66,11 +66,21 @@ function applyOrder(query: AnySelect, table: TableName, options: FindOptions<Row
   return ordered;
 }
 
+// A LIMIT past bigint (Postgres) or past an integer (SQLite) is an error there, and a negative
+// one means "no limit" in SQLite only; callers may pass any number a client sent.
+function boundedLimit(limit: number): number {
+  if (Number.isNaN(limit) || limit <= 0) {
+    return 0;
+  }
+
+  return Math.min(Math.floor(limit), Number.MAX_SAFE_INTEGER);
+}
+
 function applyPage(query: AnySelect, options: FindOptions<Row>): AnySelect {
   let paged = query;
 
   if (options.limit !== undefined) {
-    paged = paged.limit(options.limit);
+    paged = paged.limit(boundedLimit(options.limit));
   } else if (options.offset !== undefined) {
     // Both dialects need a LIMIT before an OFFSET; -1 and ALL mean "no limit" only in one.
     paged = paged.limit(Number.MAX_SAFE_INTEGER);
