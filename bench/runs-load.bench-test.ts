@@ -1,3 +1,4 @@
+import { appendFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +19,14 @@ import {
 const activeRuns = Number(process.env.BENCH_RUNS ?? 10_000);
 const probes = Number(process.env.BENCH_PROBES ?? 50);
 const listCalls = Number(process.env.BENCH_LIST_CALLS ?? 300);
+const progressFile = process.env.BENCH_PROGRESS_FILE ?? null;
+
+/** Progress goes to a file: the test runner shows a test's output only when it ends. */
+function progress(line: string): void {
+  if (progressFile !== null) {
+    appendFileSync(progressFile, `${new Date().toISOString()} ${line}\n`);
+  }
+}
 
 function percentile(values: readonly number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -68,6 +77,11 @@ it(`keeps ${activeRuns} active runs moving on SQLite`, async () => {
     if (response.statusCode !== 200) {
       throw new Error(response.body);
     }
+
+    if (i % 500 === 0) {
+      const jobs = await store.count('jobs', { status: 'running' });
+      progress(`applied ${i}, running ${jobs}, ${Math.round(performance.now() - loadStart)} ms`);
+    }
   }
 
   const appliedMillis = performance.now() - loadStart;
@@ -76,7 +90,12 @@ it(`keeps ${activeRuns} active runs moving on SQLite`, async () => {
   while (running < activeRuns) {
     await new Promise((resolve) => setTimeout(resolve, 1000));
     running = await store.count('jobs', { status: 'running' });
-    process.stdout.write(`running ${running}/${activeRuns}\n`);
+    const failed = await store.count('jobs', { status: { in: ['failed', 'terminating'] } });
+    progress(`running ${running}/${activeRuns}, failed ${failed}`);
+
+    if (failed > 0) {
+      throw new Error(`${failed} jobs failed to start`);
+    }
   }
 
   const allRunningMillis = performance.now() - loadStart;

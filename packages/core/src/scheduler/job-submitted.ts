@@ -225,7 +225,7 @@ async function fleetOffers(
       continue;
     }
 
-    const active = await ctx.store.count('instances', {
+    const active = nodes.max === null ? 0 : await ctx.store.count('instances', {
       fleetId: fleet.id,
       deleted: false,
       status: { notIn: ['terminating', 'terminated'] },
@@ -296,13 +296,14 @@ async function provisionOffer(
 
   return ctx.store.withLock(`fleet_instances_${fleet.id}`, async () => {
     const nodes = fleetNodes(fleetSpec);
-    const active = await ctx.store.count('instances', {
+    const limited = nodes !== null && nodes.max !== null;
+    const active = !limited ? 0 : await ctx.store.count('instances', {
       fleetId: fleet.id,
       deleted: false,
       status: { notIn: ['terminating', 'terminated'] },
     });
 
-    if (nodes !== null && nodes.max !== null && active >= nodes.max) {
+    if (limited && active >= nodes.max!) {
       return `fleet ${fleet.name} is at its maximum of ${nodes.max} instances`;
     }
 

@@ -215,17 +215,23 @@ export function startPipeline<T extends LeasedTableName>(
   const loop = async (): Promise<void> => {
     while (!stopped) {
       refill();
-      const free = Math.min(options.workers - running.size, Math.floor(tokens));
+      const idleWorkers = options.workers - running.size;
 
-      if (options.workers - running.size <= 0) {
+      if (idleWorkers <= 0) {
         await Promise.race(running);
         continue;
       }
 
-      if (free <= 0) {
-        await sleep(Math.max(5, Math.ceil(1000 / rate)));
+      // A capped pipeline claims in batches (a quarter second of its rate at a time): every
+      // claim scans the due rows, so a claim per row would cost more than the rows.
+      const batch = Math.min(idleWorkers, Math.max(1, Math.ceil(rate / 4)));
+
+      if (tokens < batch) {
+        await sleep(Math.max(5, Math.ceil(((batch - tokens) / rate) * 1000)));
         continue;
       }
+
+      const free = Math.min(idleWorkers, Math.floor(tokens));
 
       let rows: TableRows[T][] = [];
       const token = newId();

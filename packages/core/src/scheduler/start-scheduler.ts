@@ -57,7 +57,12 @@ export function startScheduler(ctx: CoreContext, options: StartSchedulerOptions 
     }
   };
 
-  const rated = (maxRowsPerSecond: number) => ({ ...pipelineOptions, maxRowsPerSecond });
+  // Steady-state rows are many and quick: more workers, so batches are large.
+  const rated = (maxRowsPerSecond: number) => ({
+    ...pipelineOptions,
+    workers: Math.max(pipelineOptions.workers, Math.ceil(maxRowsPerSecond / 2)),
+    maxRowsPerSecond,
+  });
 
   ctx.hint = hint;
   add('jobs', startPipeline(deps, jobSubmittedPipeline(rt), pipelineOptions));
