@@ -276,6 +276,19 @@ describe('local backend jobs', () => {
     expect(jobLogs.map((event) => event.message)).toEqual(['start\n']);
   });
 
+  it('lets a job with a max_duration above 24.8 days (30d) run to its end', async () => {
+    const spec = job(['echo start', 'sleep 1', 'echo end'], { maxDurationSeconds: 30 * 86400 });
+    await agent.submit(spec);
+
+    const { jobLogs, runnerLogs, last } = await drain(agent, spec.jobSubmissionId);
+
+    expect(last.state).toEqual({
+      status: 'done', exitStatus: 0, terminationReason: 'done_by_runner', message: null,
+    });
+    expect(jobLogs.map((event) => event.message)).toEqual(['start\n', 'end\n']);
+    expect(runnerLogs.map((event) => event.message).join('')).not.toContain('max_duration');
+  });
+
   it('reports a stopped job as terminated with the signal exit status', async () => {
     const spec = job(['echo up', 'sleep 30']);
     await agent.submit(spec);

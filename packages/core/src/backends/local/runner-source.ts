@@ -26,6 +26,7 @@ const MAX_PENDING_LINE_BYTES = 8 * 1024 * 1024;
 const MAX_PENDING_WRITE_BYTES = 1024 * 1024;
 const KILL_GRACE_MILLIS = 10000;
 const DRAIN_MILLIS = 2000;
+const MAX_TIMER_MILLIS = 2147483647;
 
 const eventsFd = fs.openSync(eventsPath, 'a', 0o600);
 let lastTimestamp = 0;
@@ -175,6 +176,17 @@ function createLineSplitter(source) {
   return { push, end: () => flushPartial(true) };
 }
 
+// Node runs a timer of more than 2^31-1 ms after 1 ms, so a far deadline is reached by
+// re-arming in steps that it takes as given.
+function atDeadline(deadline, action) {
+  const remaining = deadline - Date.now();
+  if (remaining <= 0) {
+    action();
+    return;
+  }
+  setTimeout(() => atDeadline(deadline, action), Math.min(remaining, MAX_TIMER_MILLIS)).unref();
+}
+
 function signalGroup(signal) {
   if (child === null || child.pid === undefined) {
     return;
@@ -295,13 +307,13 @@ function main() {
       signalGroup(stop.force ? 'SIGKILL' : 'SIGTERM');
     }
     if (job.maxDurationSeconds !== null && job.maxDurationSeconds !== undefined) {
-      setTimeout(() => {
+      atDeadline(Date.now() + job.maxDurationSeconds * 1000, () => {
         terminationReason = 'max_duration_exceeded';
         terminationMessage = 'max_duration of ' + job.maxDurationSeconds + 's exceeded';
         runnerLog(terminationMessage + ', stopping the job');
         signalGroup('SIGTERM');
         setTimeout(() => signalGroup('SIGKILL'), KILL_GRACE_MILLIS).unref();
-      }, job.maxDurationSeconds * 1000).unref();
+      });
     }
   });
   child.on('error', (error) => {
