@@ -289,6 +289,54 @@ describe('local backend jobs', () => {
     expect(runnerLogs.map((event) => event.message).join('')).not.toContain('max_duration');
   });
 
+  it('runs a single command longer than the kernel takes as one argument (128 KiB)', async () => {
+    const long = 'x'.repeat(300_000);
+    const spec = job([`echo ${long} | wc -c`, `printf '%s\\n' "$0"`]);
+    await agent.submit(spec);
+
+    const { jobLogs, last } = await drain(agent, spec.jobSubmissionId);
+
+    expect(last.state).toEqual({
+      status: 'done', exitStatus: 0, terminationReason: 'done_by_runner', message: null,
+    });
+    expect(jobLogs.map((event) => event.message.trim())).toEqual([
+      '300001',
+      join(serverDir, 'local', 'jobs', spec.jobSubmissionId, 'job.sh'),
+    ]);
+  });
+
+  it('keeps env, working dir and set -e (no pipefail) when the shell runs the script file',
+    async () => {
+      const spec = job(['echo one', 'echo err >&2; (exit 3)', 'echo never'], {
+        env: { GREETING: 'hello from env' },
+      });
+      const piped = job(['echo "$GREETING" in "$(pwd)"', 'false | true', 'echo piped-on'], {
+        env: { GREETING: 'hello from env' },
+        workingDir: 'sub',
+      });
+      await agent.submit(spec);
+      await agent.submit(piped);
+
+      const failed = await drain(agent, spec.jobSubmissionId);
+      const passed = await drain(agent, piped.jobSubmissionId);
+
+      expect(failed.last.state).toEqual({
+        status: 'failed',
+        exitStatus: 3,
+        terminationReason: 'container_exited_with_error',
+        message: 'the job exited with status 3',
+      });
+      // Two pipes: their relative order is up to the scheduler.
+      expect(failed.jobLogs.map((event) => `${event.logSource}:${event.message}`).sort())
+        .toEqual(['stderr:err\n', 'stdout:one\n']);
+      expect(passed.last.state?.status).toBe('done');
+      const workDir = join(serverDir, 'local', 'jobs', piped.jobSubmissionId, 'work', 'sub');
+      expect(passed.jobLogs.map((event) => event.message)).toEqual([
+        `hello from env in ${workDir}\n`,
+        'piped-on\n',
+      ]);
+    });
+
   it('reports a stopped job as terminated with the signal exit status', async () => {
     const spec = job(['echo up', 'sleep 30']);
     await agent.submit(spec);

@@ -5,6 +5,7 @@
  *
  * Files in the job directory (`argv[2]`):
  * - `job.json`      read: `{ shell, script, env, cwd, maxDurationSeconds }`
+ * - `job.sh`        written: the script, which the shell runs from the file
  * - `events.jsonl`  appended: `{"t":ms,"p":"job"|"runner","s":"stdout"|"stderr","m":text}`,
  *                   one event per line, `t` strictly increasing over the whole file
  * - `state.json`    replaced atomically: running (with pids), then the final state
@@ -279,8 +280,16 @@ function main() {
   runnerLog('starting ' + job.shell + ' in ' + job.cwd);
   const stdout = createLineSplitter('stdout');
   const stderr = createLineSplitter('stderr');
+  // A file, not a '-c' argument: the kernel refuses a single argument over 128 KiB.
+  const scriptPath = path.join(jobDir, 'job.sh');
   try {
-    child = spawn(job.shell, ['-c', job.script], {
+    fs.writeFileSync(scriptPath, job.script + '\n', { mode: 0o600 });
+  } catch (error) {
+    failToStart('cannot write ' + scriptPath + ': ' + error.message);
+    return;
+  }
+  try {
+    child = spawn(job.shell, [scriptPath], {
       cwd: job.cwd,
       env: job.env,
       detached: true,
