@@ -204,6 +204,24 @@ export interface EventRecord {
   targets: unknown;
 }
 
+/** One user's credentials for a remote repo; they take precedence over `repos.creds`. */
+export interface RepoCredsRecord {
+  id: string;
+  repoId: string;
+  userId: string;
+  /** Encrypted credentials JSON. */
+  creds: string;
+}
+
+/** A code blob (a diff or tarball) uploaded for a repo, by the hash the client names it. */
+export interface CodeRecord {
+  id: string;
+  repoId: string;
+  blobHash: string;
+  /** The blob, base64. */
+  blob: string;
+}
+
 /** Every table the StateStore keeps, by name. */
 export interface TableRows {
   users: UserRecord;
@@ -217,6 +235,8 @@ export interface TableRows {
   runs: RunRecord;
   jobs: JobRecord;
   events: EventRecord;
+  repo_creds: RepoCredsRecord;
+  codes: CodeRecord;
 }
 
 export type TableName = keyof TableRows;
@@ -293,4 +313,6 @@ export const tableColumns: { [T in TableName]: { [C in keyof TableRows[T]]-?: Co
   events: {
     id: 'text', message: 'text', recordedAt: 'time', actorUserId: 'text', targets: 'json',
   },
+  repo_creds: { id: 'text', repoId: 'text', userId: 'text', creds: 'text' },
+  codes: { id: 'text', repoId: 'text', blobHash: 'text', blob: 'text' },
 };

@@ -132,12 +132,25 @@ const initialSchema: StateMigration = {
   },
 };
 
+// Per-user repo credentials and uploaded code blobs, as the original keeps them.
+const repoCredsAndCodes: StateMigration = {
+  async up(db, dialect) {
+    await createTable(db, dialect, 'repo_creds', `
+      id text!, repo_id text!, user_id text!, creds text!`);
+    await createIndex(db, 'repo_creds', ['repo_id', 'user_id'], true);
+
+    await createTable(db, dialect, 'codes', `id text!, repo_id text!, blob_hash text!, blob text!`);
+    await createIndex(db, 'codes', ['repo_id', 'blob_hash'], true);
+  },
+};
+
 /**
  * Every migration of the state schema, oldest first. Names sort in order; a new step gets
  * the next number and never changes an old one.
  */
 export const stateMigrations: Readonly<Record<string, StateMigration>> = {
   '0001_initial_schema': initialSchema,
+  '0002_repo_creds_and_codes': repoCredsAndCodes,
 };
 
 /** Options of `migrateToLatest`. */

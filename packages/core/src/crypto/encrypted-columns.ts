@@ -11,6 +11,7 @@ export const encryptedColumns = {
   backends: ['auth', 'sourceAuth'],
   secrets: ['value'],
   repos: ['creds'],
+  repo_creds: ['creds'],
   instances: ['remoteConnectionInfo'],
 } as const satisfies { [T in TableName]?: readonly (keyof TableRows[T] & string)[] };
 

@@ -6,3 +6,4 @@ export * from './instance.js';
 export * from './fleet.js';
 export * from './job.js';
 export * from './run.js';
+export type * from './repo.js';

@@ -18,3 +18,4 @@ export * from './run-spec.js';
 export * from './runs-visibility.js';
 export * from './runs-logs.js';
 export * from './instances.js';
+export * from './repos.js';

@@ -18,4 +18,6 @@ export const tableUniqueKeys: {
   runs: [],
   jobs: [],
   events: [],
+  repo_creds: [['repoId', 'userId']],
+  codes: [['repoId', 'blobHash']],
 };

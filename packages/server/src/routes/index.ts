@@ -10,6 +10,7 @@ import { registerFleetsRoutes } from './fleets.js';
 import { registerInstancesRoutes } from './instances.js';
 import { registerLogsRoutes } from './logs.js';
 import { registerProxyRoutes } from './proxy.js';
+import { registerReposRoutes } from './repos.js';
 
 // How to add a route module: create `src/routes/<area>.ts` exporting
 // `register<Area>Routes(app: FastifyInstance, deps: RouteDeps): void`, and add one import and
@@ -29,6 +30,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
   registerInstancesRoutes(app, deps);
   registerLogsRoutes(app, deps);
   registerProxyRoutes(app, deps);
+  registerReposRoutes(app, deps);
 }
 
 export type { RouteDeps } from './route-deps.js';
