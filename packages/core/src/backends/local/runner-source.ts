@@ -27,6 +27,9 @@ const MAX_PENDING_LINE_BYTES = 8 * 1024 * 1024;
 const MAX_PENDING_WRITE_BYTES = 1024 * 1024;
 const KILL_GRACE_MILLIS = 10000;
 const DRAIN_MILLIS = 2000;
+const MAX_LEAD_MILLIS = 200;
+const PAUSE_LEAD_MILLIS = 1000;
+const MAX_JOINED_CHARS = 64 * 1024;
 const MAX_TIMER_MILLIS = 2147483647;
 
 const eventsFd = fs.openSync(eventsPath, 'a', 0o600);
@@ -34,17 +37,56 @@ let lastTimestamp = 0;
 let pendingWrite = [];
 let pendingWriteBytes = 0;
 let writeTimer = null;
+let openEvent = null;
+let readingPaused = false;
 let child = null;
 let finished = false;
 let terminationReason = null;
 let terminationMessage = null;
 
-// TODO: a burst of N lines puts timestamps up to N ms ahead of the clock; matters only for
-// end_time filters on the newest lines of very chatty jobs.
+// Stamps are whole milliseconds, strictly increasing, so a burst of lines would run one
+// millisecond per line ahead of the clock. Past a small lead, a line joins the newest event
+// of its stream instead (original dstack logs are chunks of output too); when the streams
+// alternate too fast for that, reading pauses until the clock catches up.
+function emit(producer, source, message) {
+  if (message.length === 0) {
+    return;
+  }
+  const lead = lastTimestamp - Date.now();
+  if (lead >= MAX_LEAD_MILLIS && openEvent !== null && openEvent.p === producer &&
+      openEvent.s === source && openEvent.m.length + message.length <= MAX_JOINED_CHARS) {
+    openEvent.m += message;
+    return;
+  }
+  if (lead >= PAUSE_LEAD_MILLIS) {
+    pauseReading(lead - MAX_LEAD_MILLIS);
+  }
+  closeEvent();
+  openEvent = { t: nextTimestamp(), p: producer, s: source, m: message };
+  if (writeTimer === null) {
+    writeTimer = setTimeout(flushWrites, WRITE_FLUSH_MILLIS);
+  }
+}
+
 function nextTimestamp() {
   const now = Date.now();
   lastTimestamp = now > lastTimestamp ? now : lastTimestamp + 1;
   return lastTimestamp;
+}
+
+function closeEvent() {
+  if (openEvent === null) {
+    return;
+  }
+  const event = openEvent;
+  openEvent = null;
+  const line = '{"t":' + event.t + ',"p":' + JSON.stringify(event.p) + ',"s":' +
+    JSON.stringify(event.s) + ',"m":' + JSON.stringify(event.m) + '}\n';
+  pendingWrite.push(line);
+  pendingWriteBytes += line.length;
+  if (pendingWriteBytes >= MAX_PENDING_WRITE_BYTES) {
+    flushWrites();
+  }
 }
 
 function flushWrites() {
@@ -52,6 +94,7 @@ function flushWrites() {
     clearTimeout(writeTimer);
     writeTimer = null;
   }
+  closeEvent();
   if (pendingWrite.length === 0) {
     return;
   }
@@ -64,20 +107,18 @@ function flushWrites() {
   }
 }
 
-function emit(producer, source, message) {
-  if (message.length === 0) {
+function pauseReading(millis) {
+  if (readingPaused || child === null) {
     return;
   }
-  const t = nextTimestamp();
-  const line = '{"t":' + t + ',"p":' + JSON.stringify(producer) + ',"s":' +
-    JSON.stringify(source) + ',"m":' + JSON.stringify(message) + '}\n';
-  pendingWrite.push(line);
-  pendingWriteBytes += line.length;
-  if (pendingWriteBytes >= MAX_PENDING_WRITE_BYTES) {
-    flushWrites();
-  } else if (writeTimer === null) {
-    writeTimer = setTimeout(flushWrites, WRITE_FLUSH_MILLIS);
-  }
+  readingPaused = true;
+  child.stdout.pause();
+  child.stderr.pause();
+  setTimeout(() => {
+    readingPaused = false;
+    child.stdout.resume();
+    child.stderr.resume();
+  }, millis);
 }
 
 function runnerLog(message) {
