@@ -7,3 +7,4 @@ export * from './fleet.js';
 export * from './job.js';
 export * from './run.js';
 export type * from './repo.js';
+export type * from './gpu.js';

@@ -19,3 +19,4 @@ export * from './runs-visibility.js';
 export * from './runs-logs.js';
 export * from './instances.js';
 export * from './repos.js';
+export * from './gpus.js';

@@ -11,6 +11,7 @@ import { registerInstancesRoutes } from './instances.js';
 import { registerLogsRoutes } from './logs.js';
 import { registerProxyRoutes } from './proxy.js';
 import { registerReposRoutes } from './repos.js';
+import { registerGpusRoutes } from './gpus.js';
 
 // How to add a route module: create `src/routes/<area>.ts` exporting
 // `register<Area>Routes(app: FastifyInstance, deps: RouteDeps): void`, and add one import and
@@ -31,6 +32,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
   registerLogsRoutes(app, deps);
   registerProxyRoutes(app, deps);
   registerReposRoutes(app, deps);
+  registerGpusRoutes(app, deps);
 }
 
 export type { RouteDeps } from './route-deps.js';
