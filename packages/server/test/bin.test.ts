@@ -186,6 +186,31 @@ describe('the dstack-server bin', () => {
     expect(await readdir(dir)).toEqual(['config.yml']);
   });
 
+  it('stops on two encryption keys of the same name, naming both, and writes nothing',
+    async () => {
+      const path = join(dir, 'config.yml');
+      const secret = (fill: number): string => Buffer.alloc(32, fill).toString('base64');
+      await writeFile(path, [
+        'projects:',
+        '  - name: main',
+        'encryption:',
+        '  keys:',
+        `    - { type: aes, name: key1, secret: ${secret(1)} }`,
+        `    - { type: aes, name: key1, secret: ${secret(2)} }`,
+        '',
+      ].join('\n'));
+      const child = run([]);
+      const output = collect(child);
+
+      expect(await exitOf(child)).toBe(1);
+      expect(output.text()).toContain(`Invalid ${path}:`);
+      expect(output.text()).toContain(
+        'encryption.keys[1].name: the key name "key1" is already the name of encryption.keys[0]',
+      );
+      expect(output.text()).not.toContain('is running at');
+      expect(await readdir(dir)).toEqual(['config.yml']);
+    });
+
   it('applies config.yml: projects and default_permissions', async () => {
     await copyFile(join(fixtures, 'config-aes.yml'), join(dir, 'config.yml'));
     const server = await start();

@@ -57,4 +57,22 @@ describe('encryption keys of the fixtures', () => {
     expect(cipher.decrypt(underKey1)).toBe('old-value');
     expect(cipher.decrypt('enc:identity:noname:plain-value')).toBe('plain-value');
   });
+
+  it('refuses two AES keys of the same name in validateEncryptionKeys and createCipher', () => {
+    const keys: EncryptionKeyConfig[] = [
+      { type: 'aes', name: 'key1', secret: Buffer.alloc(32, 1).toString('base64') },
+      { type: 'identity' },
+      { type: 'aes', name: 'key1', secret: Buffer.alloc(32, 2).toString('base64') },
+    ];
+
+    expect(validateEncryptionKeys(keys)).toEqual([{
+      path: ['encryption', 'keys', 2, 'name'],
+      message: "key 'key1': the name is already used by encryption.keys.0; " +
+        'each key needs a name of its own',
+    }]);
+    expect(() => createCipher(keys)).toThrow(
+      /encryption\.keys\.2\.name: .*already used by encryption\.keys\.0/,
+    );
+    expect(validateEncryptionKeys([keys[0], { ...keys[2], name: 'key2' }])).toEqual([]);
+  });
 });

@@ -65,6 +65,26 @@ describe('config.yml', () => {
     );
   });
 
+  it('refuses two AES keys of the same name, naming both keys', async () => {
+    const secret = (fill: number): string => Buffer.alloc(32, fill).toString('base64');
+    const path = await write([
+      'projects:',
+      '  - name: main',
+      'encryption:',
+      '  keys:',
+      `    - { type: aes, name: key1, secret: ${secret(1)} }`,
+      `    - { type: aes, name: key2, secret: ${secret(2)} }`,
+      '    - { type: identity }',
+      `    - { type: aes, name: key1, secret: ${secret(3)} }`,
+      '',
+    ].join('\n'));
+
+    expect(await problemsOf(path)).toEqual([
+      'encryption.keys[3].name: the key name "key1" is already the name of encryption.keys[0]; ' +
+        'each key needs a name of its own',
+    ]);
+  });
+
   it('reports wrong types, bad values, a missing key and YAML errors', async () => {
     expect(await problemsOf(await write('projects: main\n'))).toEqual([
       'projects: must be array, got "main"',

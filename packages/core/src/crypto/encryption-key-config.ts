@@ -95,7 +95,7 @@ export function validateEncryptionKeys(
     return [{ path: basePath, message: 'encryption keys must be a list' }];
   }
 
-  return keys.flatMap((entry: unknown, index): EncryptionKeyProblem[] => {
+  return [...keys.flatMap((entry: unknown, index): EncryptionKeyProblem[] => {
     const path = [...basePath, index];
 
     if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
@@ -121,7 +121,36 @@ export function validateEncryptionKeys(
       path: [...path, 'type'],
       message: `${describeKey(record, index)}: type must be 'aes' or 'identity'`,
     }];
+  }), ...duplicateNames(keys, basePath)];
+}
+
+// Values carry only the key's name, so two keys of one name could not be told apart.
+function duplicateNames(keys: unknown[], basePath: (string | number)[]): EncryptionKeyProblem[] {
+  const firstIndex = new Map<string, number>();
+  const problems: EncryptionKeyProblem[] = [];
+
+  keys.forEach((entry, index) => {
+    const { type, name } = (entry ?? {}) as { type?: unknown; name?: unknown };
+
+    if (type !== 'aes' || typeof name !== 'string') {
+      return;
+    }
+
+    const first = firstIndex.get(name);
+
+    if (first === undefined) {
+      firstIndex.set(name, index);
+      return;
+    }
+
+    problems.push({
+      path: [...basePath, index, 'name'],
+      message: `key '${name}': the name is already used by ` +
+        `${[...basePath, first].join('.')}; each key needs a name of its own`,
+    });
   });
+
+  return problems;
 }
 
 /** Thrown by `createCipher` for a key list that `validateEncryptionKeys` rejects. */

@@ -190,15 +190,52 @@ export function validateServerConfig(path: string, data: unknown): ServerConfig 
     throw new ServerConfigError(path, ['the file is empty; it needs at least `projects`']);
   }
 
-  if (validate(data)) {
+  const valid = validate(data);
+  const problems = (valid ? [] : validate.errors ?? [])
+    .map((error) => problemOf(error, data))
+    .filter((problem): problem is string => problem !== null);
+  problems.push(...duplicateKeyNames(data));
+
+  if (problems.length === 0) {
     return data as unknown as ServerConfig;
   }
 
-  const problems = (validate.errors ?? [])
-    .map((error) => problemOf(error, data))
-    .filter((problem): problem is string => problem !== null);
-
   throw new ServerConfigError(path, [...new Set(problems)]);
+}
+
+// The key name is written into every value a key encrypts, so two keys of one name make
+// their values impossible to tell apart.
+function duplicateKeyNames(data: unknown): string[] {
+  const keys = (data as { encryption?: { keys?: unknown } } | null)?.encryption?.keys;
+
+  if (!Array.isArray(keys)) {
+    return [];
+  }
+
+  const firstIndex = new Map<string, number>();
+  const problems: string[] = [];
+
+  keys.forEach((key: unknown, index) => {
+    const { type, name } = (key ?? {}) as { type?: unknown; name?: unknown };
+
+    if (type !== 'aes' || typeof name !== 'string') {
+      return;
+    }
+
+    const first = firstIndex.get(name);
+
+    if (first === undefined) {
+      firstIndex.set(name, index);
+      return;
+    }
+
+    problems.push(
+      `encryption.keys[${index}].name: the key name ${describe(name)} is already the name of ` +
+        `encryption.keys[${first}]; each key needs a name of its own`,
+    );
+  });
+
+  return problems;
 }
 
 const backendValidators = new WeakMap<object, ValidateFunction>();
