@@ -8,3 +8,4 @@ export * from './job.js';
 export * from './run.js';
 export type * from './repo.js';
 export type * from './gpu.js';
+export type * from './event.js';

@@ -20,3 +20,4 @@ export * from './runs-logs.js';
 export * from './instances.js';
 export * from './repos.js';
 export * from './gpus.js';
+export * from './events.js';

@@ -10,6 +10,7 @@ import type { StateAccess } from '../ports/state-store.js';
 import type { MemberRecord, ProjectRecord, UserRecord } from '../records.js';
 import { newId } from '../util/ids.js';
 import { canCreateProjects, isGlobalAdmin, isProjectAdmin } from './access.js';
+import { eventTarget, recordEvent } from './events.js';
 import { deletedName, generateSshKeyPair, keysetPage } from './users.js';
 import type { KeysetQuery } from './users.js';
 
@@ -167,7 +168,9 @@ export async function createProject(
       }
     }
 
-    return insertProject(ctx, tx, actor, input, keys);
+    const created = await insertProject(ctx, tx, actor, input, keys);
+    await recordEvent(ctx, tx, 'Project created', actor, [eventTarget.project(created)]);
+    return created;
   });
 
   ctx.logger.info({ projectName: project.name, owner: actor.name }, 'project created');
@@ -202,6 +205,7 @@ export async function getOrCreateProject(
     }
 
     const project = await insertProject(ctx, tx, owner, { projectName }, keys);
+    await recordEvent(ctx, tx, 'Project created', null, [eventTarget.project(project)]);
     ctx.logger.info({ projectName, owner: owner.name }, 'project created');
     return { project, created: true };
   });
@@ -331,6 +335,7 @@ export async function deleteProjects(
         { id: project.id },
         { deleted: true, originalName: project.name, name: deletedName(ctx.now()) },
       );
+      await recordEvent(ctx, tx, 'Project deleted', actor, [eventTarget.project(project)]);
     }
   });
 

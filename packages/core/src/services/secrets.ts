@@ -10,6 +10,7 @@ import type { MemberRecord, ProjectRecord, SecretRecord, UserRecord } from '../r
 import { DuplicateKeyError } from '../stores/errors.js';
 import { newId } from '../util/ids.js';
 import { canManageSecrets } from './access.js';
+import { eventTarget, recordEvent } from './events.js';
 
 /** A secret on the wire; `value` is null in lists. */
 export interface WireSecret {
@@ -113,6 +114,7 @@ async function writeSecret(
   return ctx.store.transaction(async (tx) => {
     const existing = await findSecret(tx, scope.project.id, name);
     const now = ctx.now();
+    const targets = [eventTarget.project(scope.project)];
 
     if (existing === undefined) {
       const secret: SecretRecord = {
@@ -124,12 +126,14 @@ async function writeSecret(
         updatedAt: now,
       };
       await tx.insert('secrets', secret);
+      await recordEvent(ctx, tx, 'Secret created', scope.user, targets);
 
       return secret;
     }
 
     const patch = { value: ctx.cipher.encrypt(value), updatedAt: now };
     await tx.update('secrets', { id: existing.id }, patch);
+    await recordEvent(ctx, tx, 'Secret updated', scope.user, targets);
 
     return { ...existing, ...patch };
   });
@@ -186,6 +190,11 @@ export async function deleteSecrets(
     }
 
     await tx.delete('secrets', { id: { in: found.map((secret) => secret.id) } });
+    const targets = [eventTarget.project(scope.project)];
+
+    for (let index = 0; index < found.length; index += 1) {
+      await recordEvent(ctx, tx, 'Secret deleted', scope.user, targets);
+    }
   });
 
   ctx.logger.info({ projectName: scope.project.name, secretNames: unique }, 'secrets deleted');

@@ -13,6 +13,7 @@ import type { StateAccess } from '../ports/state-store.js';
 import type { UserRecord } from '../records.js';
 import { newId, sha256Hex } from '../util/ids.js';
 import { isGlobalAdmin } from './access.js';
+import { eventTarget, recordEvent } from './events.js';
 import type { GlobalRole } from './access.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
@@ -118,6 +119,8 @@ export interface CreateUserInput {
   globalRole: GlobalRole;
   email?: string | null;
   active?: boolean;
+  /** Who creates the user, for its event; left out when the server itself does. */
+  actor?: Pick<UserRecord, 'id'> | null;
   /** The token to give the user; a random UUID when left out. */
   token?: string;
 }
@@ -155,6 +158,7 @@ export async function createUser(ctx: CoreContext, input: CreateUserInput): Prom
     };
 
     await tx.insert('users', user);
+    await recordEvent(ctx, tx, 'User created', input.actor ?? null, [eventTarget.user(user)]);
     ctx.logger.info({ username: user.name, globalRole: user.globalRole }, 'user created');
     return user;
   });
@@ -352,7 +356,11 @@ export async function refreshUserSshKey(
  * Soft-deletes users (renamed, deactivated) and drops their memberships; all or nothing.
  * Owned projects stay. `admin` cannot be deleted.
  */
-export async function deleteUsers(ctx: CoreContext, usernames: readonly string[]): Promise<void> {
+export async function deleteUsers(
+  ctx: CoreContext,
+  usernames: readonly string[],
+  actor: Pick<UserRecord, 'id'> | null = null,
+): Promise<void> {
   if (usernames.includes(adminUsername)) {
     throw new ServerClientError(`User '${adminUsername}' cannot be deleted`);
   }
@@ -370,6 +378,7 @@ export async function deleteUsers(ctx: CoreContext, usernames: readonly string[]
         { id: user.id },
         { deleted: true, active: false, originalName: user.name, name: deletedName(ctx.now()) },
       );
+      await recordEvent(ctx, tx, 'User deleted', actor, [eventTarget.user(user)]);
     }
 
     await tx.delete('members', { userId: { in: users.map((user) => user.id) } });

@@ -12,6 +12,7 @@ import { registerLogsRoutes } from './logs.js';
 import { registerProxyRoutes } from './proxy.js';
 import { registerReposRoutes } from './repos.js';
 import { registerGpusRoutes } from './gpus.js';
+import { registerEventsRoutes } from './events.js';
 
 // How to add a route module: create `src/routes/<area>.ts` exporting
 // `register<Area>Routes(app: FastifyInstance, deps: RouteDeps): void`, and add one import and
@@ -33,6 +34,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
   registerProxyRoutes(app, deps);
   registerReposRoutes(app, deps);
   registerGpusRoutes(app, deps);
+  registerEventsRoutes(app, deps);
 }
 
 export type { RouteDeps } from './route-deps.js';

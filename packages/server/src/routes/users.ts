@@ -80,13 +80,14 @@ export function registerUsersRoutes(app: FastifyInstance, deps: RouteDeps): void
   });
 
   app.post('/api/users/create', async (request) => {
-    await requireGlobalAdmin(request);
+    const actor = await requireGlobalAdmin(request);
     const body = parseBody<UserBody>(request, userSchema);
     const user = await createUser(ctx, {
       username: body.username,
       globalRole: body.global_role,
       email: body.email,
       active: body.active,
+      actor,
     });
     return userToWire(ctx, user);
   });
@@ -118,9 +119,9 @@ export function registerUsersRoutes(app: FastifyInstance, deps: RouteDeps): void
   });
 
   app.post('/api/users/delete', async (request) => {
-    await requireGlobalAdmin(request);
+    const actor = await requireGlobalAdmin(request);
     const body = parseBody<{ users: string[] }>(request, deleteSchema);
-    await deleteUsers(ctx, body.users);
+    await deleteUsers(ctx, body.users, actor);
     return null;
   });
 
