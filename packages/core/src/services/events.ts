@@ -240,7 +240,8 @@ async function toWireEvents(access: StateAccess, events: EventRecord[]): Promise
     event.targets as StoredEventTarget[];
   const projectIds = [...new Set(events.flatMap((event) =>
     targetsOf(event).map((target) => target.projectId).filter((id) => id !== null)))];
-  const userIds = [...new Set(events.map((event) => event.actorUserId).filter((id) => id !== null))];
+  const userIds = [...new Set(events.map((event) => event.actorUserId)
+    .filter((id) => id !== null))];
   const projects = new Map((await access.find('projects', { where: { id: { in: projectIds } } }))
     .map((project) => [project.id, project]));
   const users = new Map((await access.find('users', { where: { id: { in: userIds } } }))

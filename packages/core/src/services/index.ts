@@ -21,3 +21,5 @@ export * from './instances.js';
 export * from './repos.js';
 export * from './gpus.js';
 export * from './events.js';
+export * from './gateways.js';
+export * from './volumes.js';

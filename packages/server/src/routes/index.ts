@@ -13,6 +13,11 @@ import { registerProxyRoutes } from './proxy.js';
 import { registerReposRoutes } from './repos.js';
 import { registerGpusRoutes } from './gpus.js';
 import { registerEventsRoutes } from './events.js';
+import { registerGatewaysRoutes } from './gateways.js';
+import { registerVolumesRoutes } from './volumes.js';
+import { registerTemplatesRoutes } from './templates.js';
+import { registerExportsRoutes } from './exports.js';
+import { registerMetricsRoutes } from './metrics.js';
 
 // How to add a route module: create `src/routes/<area>.ts` exporting
 // `register<Area>Routes(app: FastifyInstance, deps: RouteDeps): void`, and add one import and
@@ -35,6 +40,11 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
   registerReposRoutes(app, deps);
   registerGpusRoutes(app, deps);
   registerEventsRoutes(app, deps);
+  registerGatewaysRoutes(app, deps);
+  registerVolumesRoutes(app, deps);
+  registerTemplatesRoutes(app, deps);
+  registerExportsRoutes(app, deps);
+  registerMetricsRoutes(app, deps);
 }
 
 export type { RouteDeps } from './route-deps.js';
