@@ -135,6 +135,13 @@ describe('the dstack-server bin', () => {
     expect(await stop(second.child)).toBe(0);
   });
 
+  it('stops cleanly on a SIGTERM sent as soon as it prints its URL', async () => {
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      const started = await start();
+      expect(await stop(started.child)).toBe(0);
+    }
+  });
+
   it('refuses a second server on the same SQLite directory and says why', async () => {
     const first = await start();
     const second = run([]);

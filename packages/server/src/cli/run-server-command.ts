@@ -168,12 +168,8 @@ export async function runServerCommand(
     throw new StartError(`Cannot listen on ${settings.host}:${settings.port}: ${reason}`);
   }
 
-  // Printed rather than logged: the token must reach the operator, and logs never hold one.
-  process.stdout.write(`The admin token is ${server.adminToken}\n`);
-  const shownUrl = env['DSTACK_SERVER_URL']?.trim() || url;
-  process.stdout.write(`The dstack server ${serverVersion} is running at ${shownUrl}\n`);
-
-  await new Promise<void>((resolveStop) => {
+  // The handlers come first: whoever reads the lines below may signal at once.
+  const stopped = new Promise<void>((resolveStop) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals): void => {
       if (stopping) {
@@ -200,4 +196,10 @@ export async function runServerCommand(
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+
+  // Printed rather than logged: the token must reach the operator, and logs never hold one.
+  process.stdout.write(`The admin token is ${server.adminToken}\n`);
+  const shownUrl = env['DSTACK_SERVER_URL']?.trim() || url;
+  process.stdout.write(`The dstack server ${serverVersion} is running at ${shownUrl}\n`);
+  await stopped;
 }
