@@ -222,6 +222,19 @@ export interface CodeRecord {
   blob: string;
 }
 
+/** An SSH public key a user uploaded; the fingerprint is unique per user. */
+export interface UserPublicKeyRecord {
+  id: string;
+  userId: string;
+  name: string;
+  type: string;
+  /** `SHA256:<base64>` of the key blob, as OpenSSH prints it. */
+  fingerprint: string;
+  /** The key in OpenSSH format, as given. */
+  key: string;
+  createdAt: number;
+}
+
 /** Every table the StateStore keeps, by name. */
 export interface TableRows {
   users: UserRecord;
@@ -237,6 +250,7 @@ export interface TableRows {
   events: EventRecord;
   repo_creds: RepoCredsRecord;
   codes: CodeRecord;
+  user_public_keys: UserPublicKeyRecord;
 }
 
 export type TableName = keyof TableRows;
@@ -315,4 +329,8 @@ export const tableColumns: { [T in TableName]: { [C in keyof TableRows[T]]-?: Co
   },
   repo_creds: { id: 'text', repoId: 'text', userId: 'text', creds: 'text' },
   codes: { id: 'text', repoId: 'text', blobHash: 'text', blob: 'text' },
+  user_public_keys: {
+    id: 'text', userId: 'text', name: 'text', type: 'text', fingerprint: 'text', key: 'text',
+    createdAt: 'time',
+  },
 };

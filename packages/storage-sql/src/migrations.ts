@@ -144,6 +144,16 @@ const repoCredsAndCodes: StateMigration = {
   },
 };
 
+// SSH public keys users upload (users/public_keys/*).
+const userPublicKeys: StateMigration = {
+  async up(db, dialect) {
+    await createTable(db, dialect, 'user_public_keys', `
+      id text!, user_id text!, name text!, type text!, fingerprint text!, key text!,
+      created_at time!`);
+    await createIndex(db, 'user_public_keys', ['user_id', 'fingerprint'], true);
+  },
+};
+
 /**
  * Every migration of the state schema, oldest first. Names sort in order; a new step gets
  * the next number and never changes an old one.
@@ -151,6 +161,7 @@ const repoCredsAndCodes: StateMigration = {
 export const stateMigrations: Readonly<Record<string, StateMigration>> = {
   '0001_initial_schema': initialSchema,
   '0002_repo_creds_and_codes': repoCredsAndCodes,
+  '0003_user_public_keys': userPublicKeys,
 };
 
 /** Options of `migrateToLatest`. */

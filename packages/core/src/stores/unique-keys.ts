@@ -20,4 +20,5 @@ export const tableUniqueKeys: {
   events: [],
   repo_creds: [['repoId', 'userId']],
   codes: [['repoId', 'blobHash']],
+  user_public_keys: [['userId', 'fingerprint']],
 };

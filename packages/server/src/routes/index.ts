@@ -18,6 +18,7 @@ import { registerVolumesRoutes } from './volumes.js';
 import { registerTemplatesRoutes } from './templates.js';
 import { registerExportsRoutes } from './exports.js';
 import { registerMetricsRoutes } from './metrics.js';
+import { registerPublicKeysRoutes } from './public-keys.js';
 
 // How to add a route module: create `src/routes/<area>.ts` exporting
 // `register<Area>Routes(app: FastifyInstance, deps: RouteDeps): void`, and add one import and
@@ -45,6 +46,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
   registerTemplatesRoutes(app, deps);
   registerExportsRoutes(app, deps);
   registerMetricsRoutes(app, deps);
+  registerPublicKeysRoutes(app, deps);
 }
 
 export type { RouteDeps } from './route-deps.js';

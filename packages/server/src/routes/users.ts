@@ -124,7 +124,4 @@ export function registerUsersRoutes(app: FastifyInstance, deps: RouteDeps): void
     await deleteUsers(ctx, body.users, actor);
     return null;
   });
-
-  // TODO: users/public_keys/{list,add,delete} (uploaded SSH keys) matter once the UI or the
-  // CLI manages them; they need a table of their own.
 }
