@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { copyFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -217,6 +219,30 @@ describe('the dstack-server bin', () => {
       expect(output.text()).not.toContain('is running at');
       expect(await readdir(dir)).toEqual(['config.yml']);
     });
+
+  it('stops on a port in use before writing anything, and starts once it is free', async () => {
+    const holder = createNetServer();
+    await new Promise<void>((resolve) => holder.listen({ host: '127.0.0.1', port: 0 }, resolve));
+    const { port } = holder.address() as AddressInfo;
+
+    try {
+      const child = run(['--port', String(port)]);
+      const output = collect(child);
+
+      expect(await exitOf(child)).toBe(1);
+      expect(output.text()).toContain(`Cannot listen on 127.0.0.1:${port}:`);
+      expect(output.text()).toContain('EADDRINUSE');
+      expect(output.text()).not.toContain('The admin token is');
+      expect(await readdir(dir)).toEqual([]);
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+    }
+
+    const started = await start(['--port', String(port)]);
+    expect(started.url).toBe(`http://127.0.0.1:${port}`);
+    expect(await readdir(dir)).toContain('config.yml');
+    expect(await stop(started.child)).toBe(0);
+  });
 
   it('applies config.yml: projects and default_permissions', async () => {
     await copyFile(join(fixtures, 'config-aes.yml'), join(dir, 'config.yml'));

@@ -1,3 +1,4 @@
+import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { createCipher } from '@dstack/core';
@@ -60,6 +61,33 @@ function checkConfigBackends(
   }
 }
 
+function cannotListen(host: string, port: number, error: unknown): StartError {
+  return new StartError(`Cannot listen on ${host}:${port}: ${(error as Error).message}`);
+}
+
+/**
+ * Binds and releases the port before anything is written, so a port in use leaves no data
+ * directory or config.yml behind. Port 0 always binds.
+ */
+async function checkPortFree(host: string, port: number): Promise<void> {
+  if (port === 0) {
+    return;
+  }
+
+  const probe = createNetServer();
+
+  try {
+    await new Promise<void>((resolveListen, rejectListen) => {
+      probe.once('error', rejectListen);
+      probe.listen({ host, port, exclusive: true }, () => resolveListen());
+    });
+  } catch (error) {
+    throw cannotListen(host, port, error);
+  }
+
+  await new Promise<void>((resolveClose) => probe.close(() => resolveClose()));
+}
+
 function buildCipher(config: ServerConfig | null, logger: Logger) {
   try {
     return createCipher(config?.encryption?.keys ?? [], { logger });
@@ -97,6 +125,7 @@ export async function runServerCommand(
   const configPath = join(settings.serverDir, 'config.yml');
   let config = await readConfig(configPath, settings.configDisabled);
   const cipher = buildCipher(config, logger);
+  await checkPortFree(settings.host, settings.port);
   const backends = await openBackendProviders({
     env,
     serverDir: settings.serverDir,
@@ -161,11 +190,12 @@ export async function runServerCommand(
   try {
     url = await server.listen({ host: settings.host, port: settings.port });
   } catch (error) {
+    // Only when another process took the port after checkPortFree released it.
     await server.close();
-    await store.close();
     await backends.close();
-    const reason = (error as Error).message;
-    throw new StartError(`Cannot listen on ${settings.host}:${settings.port}: ${reason}`);
+    await logStore.close?.();
+    await store.close();
+    throw cannotListen(settings.host, settings.port, error);
   }
 
   // The handlers come first: whoever reads the lines below may signal at once.
