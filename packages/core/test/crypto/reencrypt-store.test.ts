@@ -51,6 +51,7 @@ describe('reencryptStore', () => {
       backends: ['auth', 'sourceAuth'],
       secrets: ['value'],
       repos: ['creds'],
+      repo_creds: ['creds'],
       instances: ['remoteConnectionInfo'],
     });
   });
