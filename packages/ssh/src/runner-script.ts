@@ -29,6 +29,9 @@ MAX_CHUNK_CHARS = 8192
 PARTIAL_FLUSH_SECONDS = 0.5
 LOOP_SECONDS = 0.2
 AFTER_EXIT_DRAIN_SECONDS = 1.0
+MAX_LEAD_MILLIS = 200
+# When the streams alternate too fast for joining, reading pauses at this lead.
+PAUSE_LEAD_MILLIS = 1000
 # Output starts after this marker, so a login shell that prints a banner cannot confuse it.
 MARKER = '@@dstack-runner@@'
 STOPPED = 'terminated_by_user'
@@ -91,16 +94,39 @@ def alive(pid):
 
 
 class Events:
-    """The job's append-only event file; one writer, one os.write per line."""
+    """The job's append-only event file; one writer, one os.write per line.
+
+    Stamps are whole milliseconds and strictly increase, so a burst of lines would run one
+    millisecond per line ahead of the clock. Past a small lead, text joins the newest event
+    of its stream (up to a chunk's size) instead, and that event is held until flush().
+    """
 
     def __init__(self, path):
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self.last = 0
+        self.held = None
+
+    def lead_millis(self):
+        return self.last - now_millis()
 
     def emit(self, source, text):
+        held = self.held
+        if (held is not None and held['s'] == source and self.lead_millis() >= MAX_LEAD_MILLIS
+                and len(held['m']) + len(text) <= MAX_CHUNK_CHARS):
+            held['m'] += text
+            return
+        self.flush()
         stamp = max(now_millis(), self.last + 1)
         self.last = stamp
-        line = json.dumps({'t': stamp, 's': source, 'm': text}, separators=(',', ':'))
+        self.held = {'t': stamp, 's': source, 'm': text}
+        if self.lead_millis() < MAX_LEAD_MILLIS:
+            self.flush()
+
+    def flush(self):
+        if self.held is None:
+            return
+        line = json.dumps(self.held, separators=(',', ':'))
+        self.held = None
         data = (line + '\n').encode('ascii')
         while data:
             data = data[os.write(self.fd, data):]
@@ -182,6 +208,7 @@ def supervise(job_id):
     except OSError as error:
         message = 'cannot start the shell %s: %s' % (shell, error.strerror or error)
         events.emit('r', message + '\n')
+        events.flush()
         write_json_atomic(os.path.join(d, 'state.json'), {
             'status': 'failed', 'exit_status': None, 'termination_reason': 'executor_error',
             'message': message, 'finished_at': now_millis()})
@@ -216,6 +243,10 @@ def supervise(job_id):
                 del streams[fd]
         for stream in streams.values():
             stream.flush_stalled()
+        events.flush()
+        lead = events.lead_millis()
+        if lead >= PAUSE_LEAD_MILLIS:
+            time.sleep((lead - MAX_LEAD_MILLIS) / 1000.0)
         now = time.time()
         request = ''
         try:
@@ -256,6 +287,7 @@ def supervise(job_id):
         status, reason = 'failed', 'container_exited_with_error'
         message = 'exit status %d' % exit_status
     events.emit('r', 'job exited with status %d\n' % exit_status)
+    events.flush()
     state.update({'status': status, 'exit_status': exit_status, 'termination_reason': reason,
                   'message': message, 'finished_at': now_millis()})
     write_json_atomic(os.path.join(d, 'state.json'), state)
