@@ -99,6 +99,15 @@ describe('repos init, get, list, delete', () => {
       repo_info: { repo_type: 'local', repo_dir: '/srv/proj' },
     });
 
+    const older = {
+      repo_type: 'remote', repo_host_name: 'github.com', repo_port: null,
+      repo_user_name: 'dstackai', repo_name: 'dstack',
+    };
+    await repos('init', tokens.pu!, { repo_id: 'r-older', repo_info: older });
+    const got = await repos('get', tokens.pu!, { repo_id: 'r-older', include_creds: false });
+    expect(got.json()).toEqual({ repo_id: 'r-older', repo_info: older, repo_creds: null });
+    await repos('delete', tokens.pu!, { repos_ids: ['r-older'] });
+
     expect((await repos('list', tokens.pm!)).json()).toEqual([
       { repo_id: 'r-local', repo_info: { repo_type: 'local', repo_dir: '/srv/proj' } },
       { repo_id: 'r-remote', repo_info: remoteInfo },

@@ -24,19 +24,8 @@ export interface ReposScope {
 /** The largest code upload the original accepts by default, in bytes (2 MiB). */
 export const defaultCodeUploadLimitBytes = 2 * 1024 * 1024;
 
-function normalizeInfo(info: WireRepoInfo): WireRepoInfo {
-  switch (info.repo_type) {
-    case 'remote':
-      return { repo_type: 'remote', repo_name: info.repo_name };
-    case 'local':
-      return { repo_type: 'local', repo_dir: info.repo_dir };
-    default:
-      return { repo_type: 'virtual' };
-  }
-}
-
 function headOf(repo: RepoRecord): WireRepoHead {
-  return { repo_id: repo.name, repo_info: normalizeInfo(repo.info as WireRepoInfo) };
+  return { repo_id: repo.name, repo_info: repo.info as WireRepoInfo };
 }
 
 function credsOf(stored: string): WireRepoCreds {
@@ -170,17 +159,19 @@ export async function initRepo(
   info: WireRepoInfo,
   creds: WireRepoCreds | null,
 ): Promise<void> {
-  const normalized = normalizeInfo(info);
+  // Clients of other versions send more fields (older remote repos: repo_host_name,
+  // repo_port, repo_user_name); they are kept and given back as sent.
+  const stored = { ...info };
 
   try {
-    await writeRepo(ctx, scope, repoId, normalized, creds);
+    await writeRepo(ctx, scope, repoId, stored, creds);
   } catch (error) {
     // Another request created the same repo or creds in between: this one updates them.
     if (!(error instanceof DuplicateKeyError)) {
       throw error;
     }
 
-    await writeRepo(ctx, scope, repoId, normalized, creds);
+    await writeRepo(ctx, scope, repoId, stored, creds);
   }
 
   ctx.logger.info({ projectName: scope.project.name, repoId }, 'repo initialized');
