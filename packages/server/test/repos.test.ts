@@ -306,5 +306,16 @@ describe('runs and repos', () => {
     const ok = await post(server, '/api/project/main/runs/apply', tokens.pu!,
       { plan: { run_spec: runSpec, current_resource: null }, force: false });
     expect(ok.statusCode).toBe(200);
+
+    const listed = await post(server, '/api/runs/list', tokens.pu!,
+      { project_name: 'main', repo_id: 'r-missing' });
+    expect(listed.json().map((run: { run_spec: { run_name: string } }) => run.run_spec.run_name))
+      .toEqual(['repo-run']);
+
+    const unknown = await post(server, '/api/runs/list', tokens.pu!,
+      { project_name: 'main', repo_id: 'r-other' });
+    expect(unknown.json()).toEqual({
+      detail: [{ msg: 'Repo r-other does not exist', code: 'repo_does_not_exist' }],
+    });
   });
 });
