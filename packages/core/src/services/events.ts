@@ -35,6 +35,9 @@ export const eventTarget = {
     ({ type: 'job', projectId: job.projectId, id: job.id, name: job.jobName }),
 };
 
+// TODO: events are kept forever; the original drops those older than
+// DSTACK_SERVER_EVENTS_TTL_SECONDS, which matters on long-lived servers.
+
 /**
  * Records an event: a past-tense message ("Run submitted") about one or more targets, by a
  * user or (actor null) the system. Pass the transaction of the change it describes.
