@@ -145,6 +145,44 @@ describe('SSH fleets', () => {
     expect(released).toEqual(['10.0.0.2']);
   });
 
+  it('stores no private key in the fleet spec and re-applies the same spec', async () => {
+    const jumpKey = key.replace('fake', 'jump');
+    const hostKeyPem = key.replace('fake', 'host');
+    const body = sshFleet([{
+      hostname: '10.0.0.1', ssh_key: { public: 'ssh-ed25519 H', private: hostKeyPem },
+      proxy_jump: {
+        hostname: '10.0.0.9', user: 'j', identity_file: 'j.pem',
+        ssh_key: { public: 'p', private: jumpKey },
+      },
+    }]);
+    const first = await post(server, '/api/project/main/fleets/apply', server.adminToken, body);
+    expect(first.statusCode, first.body).toBe(200);
+
+    const [row] = await server.ctx.store.find('fleets', { where: { name: 'on-prem' } });
+    const stored = JSON.stringify(row!.spec);
+    expect(stored).not.toContain('PRIVATE KEY');
+    expect(row!.spec.configuration.ssh_config.hosts[0].hostname).toBe('10.0.0.1');
+
+    const [instance] = await server.ctx.store.find('instances', { where: { fleetId: row!.id } });
+    const info = JSON.parse(server.ctx.cipher.decrypt(instance!.remoteConnectionInfo!));
+    expect([info.privateKey, info.proxyJump.privateKey]).toEqual([hostKeyPem, jumpKey]);
+
+    const plan = await post(server, '/api/project/main/fleets/get_plan', server.adminToken,
+      { spec: body.plan.spec });
+    expect(plan.statusCode, plan.body).toBe(200);
+    expect(plan.json().action).toBe('update');
+    expect(plan.json().current_resource.id).toBe(first.json().id);
+    expect(plan.json().current_resource.spec.configuration.ssh_config.hosts[0].ssh_key)
+      .toBeNull();
+
+    const again = await post(server, '/api/project/main/fleets/apply', server.adminToken, {
+      plan: { spec: body.plan.spec, current_resource: plan.json().current_resource },
+      force: false,
+    });
+    expect(again.statusCode, again.body).toBe(200);
+    expect(again.json().instances.map((i: any) => i.id)).toEqual([instance!.id]);
+  });
+
   it('reports an unreachable host on the instance and gives up after the timeout', async () => {
     await scheduler.stop();
     scheduler = startScheduler(server.ctx, {

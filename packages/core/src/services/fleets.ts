@@ -1,6 +1,6 @@
 import type { CoreContext } from '../context.js';
 import type { Fleet, FleetSpec } from '../domain/fleet.js';
-import { fleetToWire } from '../domain/fleet.js';
+import { fleetToWire, redactFleetSpec } from '../domain/fleet.js';
 import type { InstanceOffer, Requirements, ResourcesSpec } from '../domain/resources.js';
 import { isRunFinished } from '../domain/run.js';
 import { ResourceNotExistsError, ServerClientError } from '../errors/server-errors.js';
@@ -343,10 +343,11 @@ export async function applyFleetPlan(
 
       if (current === undefined) {
         const name = specName ?? (await uniqueFleetName(tx, project.id));
-        const spec: FleetSpec = {
+        // Private keys stay out of the plain JSON: each instance keeps its own, encrypted.
+        const spec = redactFleetSpec({
           ...request.spec,
           configuration: { ...request.spec.configuration, name },
-        };
+        });
         const record: FleetRecord = {
           id: newId(),
           projectId: project.id,
@@ -417,10 +418,10 @@ export async function applyFleetPlan(
         await createMinInstances(tx, current, request.spec, existing, now);
       }
 
-      const spec: FleetSpec = {
+      const spec = redactFleetSpec({
         ...request.spec,
         configuration: { ...request.spec.configuration, name: current.name },
-      };
+      });
 
       await tx.update('fleets', { id: current.id }, { spec, lastProcessedAt: now });
       return { ...current, spec };
