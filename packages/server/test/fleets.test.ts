@@ -183,6 +183,17 @@ describe('SSH fleets', () => {
     expect(again.json().instances.map((i: any) => i.id)).toEqual([instance!.id]);
   });
 
+  it('gives hosts without their own blocks the fleet-level blocks', async () => {
+    const body = sshFleet(['10.0.0.1', { hostname: '10.0.0.2', blocks: 2 }]);
+    (body.plan.spec.configuration as Record<string, unknown>).blocks = 4;
+    const applied = await post(server, '/api/project/main/fleets/apply', server.adminToken, body);
+    expect(applied.statusCode, applied.body).toBe(200);
+
+    await fleetWhen((f) => f.instances.every((i: any) => i.status === 'idle'));
+    expect(provisioned.map((host) => [host.hostname, host.blocks]).sort())
+      .toEqual([['10.0.0.1', 4], ['10.0.0.2', 2]]);
+  });
+
   it('reports an unreachable host on the instance and gives up after the timeout', async () => {
     await scheduler.stop();
     scheduler = startScheduler(server.ctx, {

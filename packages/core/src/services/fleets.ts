@@ -164,6 +164,7 @@ export function sshHosts(spec: FleetSpec): RemoteConnectionInfo[] {
   const defaultKey = (ssh.ssh_key as SshKey)?.private ?? null;
   const hosts = (ssh.hosts as unknown[] | undefined) ?? [];
   const env = (spec.configuration.env as Record<string, string> | null | undefined) ?? {};
+  const fleetBlocks = (spec.configuration.blocks as number | 'auto' | null | undefined) ?? 1;
   const jumpOf = (value: unknown): RemoteConnectionInfo['proxyJump'] => {
     if (value === null || value === undefined || typeof value !== 'object') {
       return null;
@@ -204,7 +205,7 @@ export function sshHosts(spec: FleetSpec): RemoteConnectionInfo[] {
       privateKey,
       proxyJump: jumpOf(host.proxy_jump ?? ssh.proxy_jump),
       internalIp: (host.internal_ip as string | null | undefined) ?? null,
-      blocks: (host.blocks as number | 'auto' | undefined) ?? 1,
+      blocks: (host.blocks as number | 'auto' | null | undefined) ?? fleetBlocks,
       env,
     };
   });
