@@ -1,4 +1,4 @@
-import { createClient } from '@dstack/client';
+import { createClient, followRun } from '@dstack/client';
 import type { Run } from '@dstack/client';
 import { startEmbeddedServer } from './embedded-server.js';
 
@@ -38,27 +38,12 @@ export async function runQuickstart(options: QuickstartOptions): Promise<Quickst
 
     const runName = applied.run.run_spec.run_name ?? '';
     options.info(`run ${runName} submitted`);
-    const stop = (): void => {
-      options.info(`stopping run ${runName}`);
-      client.stopRuns([runName], { abort: true }).catch((error: unknown) => {
-        options.info(`could not stop ${runName}: ${String(error)}`);
-      });
-    };
-    options.signal?.addEventListener('abort', stop, { once: true });
 
-    for await (const line of client.logs(runName, { intervalMillis: 500 })) {
-      options.out(line.message);
-    }
-
-    const run = await client.waitForRun(runName, { intervalMillis: 500 });
-    const submission = run.latest_job_submission ?? run.jobs[0]?.job_submissions.at(-1) ?? null;
-    const exitStatus = submission?.exit_status ?? null;
-    const reason = submission?.termination_reason ?? run.termination_reason;
-    const why = submission?.termination_reason_message ?? run.error ?? null;
-    options.info(`run ${runName} ${run.status}${reason ? ` (${reason})` : ''}` +
-      `${exitStatus === null ? '' : `, exit status ${exitStatus}`}${why ? `: ${why}` : ''}`);
-
-    return { run, exitCode: exitStatus ?? (run.status === 'done' ? 0 : 1) };
+    return await followRun(client, runName, {
+      out: options.out,
+      info: options.info,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
   } finally {
     await embedded.close();
   }
