@@ -156,6 +156,41 @@ describe('runs API', () => {
     expect(body.effective_run_spec.configuration.priority).toBe(0);
   });
 
+  it('plans and schedules idle instances within the run backends and instances', async () => {
+    await addFakeFleet();
+    await apply(task('first', ['echo one']));
+    const first = await waitForRun('first', ['done']);
+    const fleet = (await post(server, '/api/project/main/fleets/get', server.adminToken,
+      { name: 'fakes' })).json();
+    expect(fleet.instances.map((i: any) => [i.name, i.status])).toEqual([['fakes-0', 'idle']]);
+
+    const offersFor = async (extra: object) => {
+      const plan = await post(server, '/api/project/main/runs/get_plan', server.adminToken,
+        task('planned', ['echo hi'], extra));
+      expect(plan.statusCode, plan.body).toBe(200);
+      return plan.json().job_plans[0].offers.map((o: any) => [o.backend, o.price]);
+    };
+
+    expect(await offersFor({ backends: ['local'] })).toEqual([]);
+    expect(await offersFor({ instances: ['nope'] })).toEqual([]);
+    expect(await offersFor({ instances: [{ name: 'fakes-0' }] }))
+      .toEqual([['fake', 0.5]]);
+    expect(await offersFor({ instances: [{ fleet: 'fakes', instance: 0 }] })).toHaveLength(1);
+
+    await apply(task('nowhere', ['echo two'], { instances: ['nope'] }));
+    const refused = await waitForRun('nowhere', ['failed', 'done', 'terminated']);
+    expect(refused.status).toBe('failed');
+    expect(refused.jobs[0].job_submissions[0].termination_reason)
+      .toBe('failed_to_start_due_to_no_capacity');
+
+    await apply(task('picked', ['echo three'], { instances: [{ name: 'fakes-0' }] }));
+    const picked = await waitForRun('picked', ['failed', 'done', 'terminated']);
+    expect(picked.status).toBe('done');
+    expect(picked.jobs[0].job_submissions[0].job_provisioning_data.instance_id)
+      .toBe(first.jobs[0].job_submissions[0].job_provisioning_data.instance_id);
+    expect(backend.created).toHaveLength(1);
+  });
+
   it('refuses a second apply of an active run with a changed spec', async () => {
     await addFakeFleet();
     await apply(task('long', ['sleep']));

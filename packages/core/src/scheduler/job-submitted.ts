@@ -14,7 +14,13 @@ import {
 } from '../services/fleet-records.js';
 import { fleetBackendTypes } from '../services/fleets.js';
 import { durationSeconds, runProfileParams } from '../services/jobs.js';
-import { collectOffers, instanceFits, projectBackends } from '../services/offers.js';
+import {
+  collectOffers,
+  instanceFilterOf,
+  instanceFits,
+  instanceMatchesFilter,
+  projectBackends,
+} from '../services/offers.js';
 import { candidateFleets } from '../services/runs.js';
 import type { Claimed, PipelineDefinition } from './pipeline.js';
 import { dueByStatus } from './pipeline.js';
@@ -72,8 +78,7 @@ async function assignPoolInstance(
   const spec = job.jobSpec as JobSpec;
   const candidates: { instance: InstanceRecord; fleet: FleetRecord }[] = [];
   const masterData = master?.provisioningData as JobProvisioningData | null | undefined;
-  const profileBackends = (runProfileParams(run.runSpec as RunSpec).backends as
-    string[] | null | undefined) ?? null;
+  const filter = instanceFilterOf(runProfileParams(run.runSpec as RunSpec));
 
   for (const fleet of fleets) {
     const instances = await rt.ctx.store.find('instances', {
@@ -94,7 +99,7 @@ async function assignPoolInstance(
         continue;
       }
 
-      if (profileBackends !== null && !profileBackends.includes(instance.backend ?? '')) {
+      if (!instanceMatchesFilter(instance, fleet.name, filter)) {
         continue;
       }
 
@@ -205,8 +210,8 @@ async function fleetOffers(
   const { ctx } = rt;
   const spec = job.jobSpec as JobSpec;
   const runSpec = run.runSpec as RunSpec;
-  const profileBackends =
-    (runProfileParams(runSpec).backends as string[] | null | undefined) ?? null;
+  const filter = instanceFilterOf(runProfileParams(runSpec));
+  const profileBackends = filter.backends;
   const masterData = master?.provisioningData as JobProvisioningData | null | undefined;
   const project = await ctx.store.get('projects', run.projectId);
   const offers: FleetOffer[] = [];
@@ -214,6 +219,10 @@ async function fleetOffers(
 
   if (project === undefined) {
     return { offers, reasons: ['the project is gone'] };
+  }
+
+  if (filter.instances !== null) {
+    return { offers, reasons: ['no selected instance is idle and fits'] };
   }
 
   for (const fleet of fleets) {

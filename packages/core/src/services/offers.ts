@@ -178,3 +178,66 @@ export function instanceAsOffer(instance: InstanceRecord): InstanceOffer {
     total_blocks: instance.totalBlocks ?? 1,
   };
 }
+
+/** The profile filters that decide which existing instances a run may take. */
+export interface InstanceFilter {
+  backends: string[] | null;
+  instances: unknown[] | null;
+}
+
+/** The `backends` and `instances` filters of a run's merged profile parameters. */
+export function instanceFilterOf(params: Record<string, unknown>): InstanceFilter {
+  const backends = Array.isArray(params.backends) && params.backends.length > 0
+    ? params.backends.map(String)
+    : null;
+  const instances = Array.isArray(params.instances) && params.instances.length > 0
+    ? params.instances
+    : null;
+
+  return { backends, instances };
+}
+
+function selectorMatches(selector: unknown, instance: InstanceRecord, fleetName: string): boolean {
+  if (typeof selector === 'string') {
+    return instance.name === selector;
+  }
+
+  if (selector === null || typeof selector !== 'object') {
+    return false;
+  }
+
+  const value = selector as Record<string, unknown>;
+
+  if ('fleet' in value) {
+    const fleet = value.fleet;
+    const name = typeof fleet === 'string'
+      ? fleet.split('/').pop()
+      : (fleet as { name?: unknown } | null)?.name;
+
+    return name === fleetName && Number(value.instance) === instance.instanceNum;
+  }
+
+  if ('hostname' in value) {
+    const data = instance.provisioningData as { hostname?: unknown } | null;
+    return data !== null && data.hostname === value.hostname;
+  }
+
+  return instance.name === value.name;
+}
+
+/**
+ * Whether an existing instance of the fleet `fleetName` passes a run's profile filters: its
+ * backend is among `backends` and it matches one of the `instances` selectors, when set.
+ */
+export function instanceMatchesFilter(
+  instance: InstanceRecord,
+  fleetName: string,
+  filter: InstanceFilter,
+): boolean {
+  if (filter.backends !== null && !filter.backends.includes(instance.backend ?? '')) {
+    return false;
+  }
+
+  return filter.instances === null ||
+    filter.instances.some((selector) => selectorMatches(selector, instance, fleetName));
+}

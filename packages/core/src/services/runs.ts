@@ -15,7 +15,14 @@ import { newId } from '../util/ids.js';
 import type { FleetSpec } from '../domain/fleet.js';
 import { fleetBackendTypes, fleetRequirements } from './fleets.js';
 import { buildJobSpecs, runProfileParams, replicasOf } from './jobs.js';
-import { collectOffers, instanceAsOffer, instanceFits, projectBackends } from './offers.js';
+import {
+  collectOffers,
+  instanceAsOffer,
+  instanceFilterOf,
+  instanceFits,
+  instanceMatchesFilter,
+  projectBackends,
+} from './offers.js';
 import { nextRunName, randomRunNameStem, resourceNamePattern } from './run-names.js';
 import { normalizeRunSpec, runRequirements } from './run-spec.js';
 
@@ -125,7 +132,8 @@ async function planOffers(
 ): Promise<InstanceOffer[]> {
   const fleets = await candidateFleets(ctx.store, actor.project.id, spec);
   const pool: InstanceOffer[] = [];
-  const profileBackends = (runProfileParams(spec).backends as string[] | null | undefined) ?? null;
+  const filter = instanceFilterOf(runProfileParams(spec));
+  const profileBackends = filter.backends;
   const types = new Set<string>();
   let anyBackend = false;
 
@@ -136,7 +144,8 @@ async function planOffers(
     });
 
     for (const instance of instances) {
-      if (instanceFits(instance, requirements)) {
+      if (instanceFits(instance, requirements) &&
+        instanceMatchesFilter(instance, fleet.name, filter)) {
         pool.push(instanceAsOffer(instance));
       }
     }
@@ -162,7 +171,10 @@ async function planOffers(
   const narrowed = profileBackends === null
     ? allowed
     : (allowed ?? profileBackends).filter((type) => profileBackends.includes(type));
-  const backends = fleets.length === 0 || (narrowed !== null && narrowed.length === 0)
+  // Selected instances name existing ones: a run that picks instances gets no new capacity.
+  const noNew = fleets.length === 0 || filter.instances !== null ||
+    (narrowed !== null && narrowed.length === 0);
+  const backends = noNew
     ? []
     : await projectBackends(ctx, actor.project, narrowed);
   const fresh = (await collectOffers(backends, requirements, ctx.logger)).offers;
