@@ -2,9 +2,19 @@ import { tableColumns } from '@dstack/core';
 import type { ColumnKind, TableName } from '@dstack/core';
 import type { SqlDialect } from './sql-dialect.js';
 
+// Every decoded row converts every column name; the names are few, so keep them.
+const snakeNames = new Map<string, string>();
+
 /** The SQL name of a record column: `lastProcessedAt` becomes `last_processed_at`. */
 export function toSnakeCase(name: string): string {
-  return name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
+  let snake = snakeNames.get(name);
+
+  if (snake === undefined) {
+    snake = name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
+    snakeNames.set(name, snake);
+  }
+
+  return snake;
 }
 
 /** The kind of a column, or a clear error for a column the table does not have. */
