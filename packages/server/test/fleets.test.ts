@@ -161,7 +161,7 @@ describe('SSH fleets', () => {
     const [row] = await server.ctx.store.find('fleets', { where: { name: 'on-prem' } });
     const stored = JSON.stringify(row!.spec);
     expect(stored).not.toContain('PRIVATE KEY');
-    expect(row!.spec.configuration.ssh_config.hosts[0].hostname).toBe('10.0.0.1');
+    expect((row!.spec as any).configuration.ssh_config.hosts[0].hostname).toBe('10.0.0.1');
 
     const [instance] = await server.ctx.store.find('instances', { where: { fleetId: row!.id } });
     const info = JSON.parse(server.ctx.cipher.decrypt(instance!.remoteConnectionInfo!));
@@ -192,6 +192,40 @@ describe('SSH fleets', () => {
     await fleetWhen((f) => f.instances.every((i: any) => i.status === 'idle'));
     expect(provisioned.map((host) => [host.hostname, host.blocks]).sort())
       .toEqual([['10.0.0.1', 4], ['10.0.0.2', 2]]);
+  });
+
+  it('sends profile fleet references as strings to clients older than 0.20.14', async () => {
+    const spec = {
+      configuration: { type: 'fleet', name: 'cloud', nodes: '0..1' },
+      profile: { fleets: [{ project: 'main', name: 'other' }] },
+    };
+    const as = (version: string | null, url: string, body: object) => server.inject({
+      method: 'POST', url, payload: body,
+      headers: {
+        authorization: `Bearer ${server.adminToken}`,
+        ...(version === null ? {} : { 'x-api-version': version }),
+      },
+    });
+    const applied = await as('0.20.10', '/api/project/main/fleets/apply',
+      { plan: { spec, current_resource: null }, force: false });
+    expect(applied.statusCode, applied.body).toBe(200);
+    expect(applied.json().spec.profile.fleets).toEqual(['main/other']);
+
+    const fleetsOf = async (version: string | null) => {
+      const got = await as(version, '/api/project/main/fleets/get', { name: 'cloud' });
+      const plan = await as(version, '/api/project/main/fleets/get_plan', { spec });
+      const listed = await as(version, '/api/project/main/fleets/list', {});
+      return [
+        got.json().spec.profile.fleets,
+        plan.json().current_resource.spec.profile.fleets,
+        plan.json().effective_spec.profile.fleets,
+        listed.json()[0].spec.profile.fleets,
+      ];
+    };
+
+    expect(await fleetsOf('0.20.13')).toEqual(Array(4).fill(['main/other']));
+    expect(await fleetsOf('0.20.14')).toEqual(Array(4).fill([{ project: 'main', name: 'other' }]));
+    expect(await fleetsOf(null)).toEqual(Array(4).fill([{ project: 'main', name: 'other' }]));
   });
 
   it('reports an unreachable host on the instance and gives up after the timeout', async () => {

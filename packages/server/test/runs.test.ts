@@ -191,6 +191,56 @@ describe('runs API', () => {
     expect(backend.created).toHaveLength(1);
   });
 
+  it('patches run specs for older clients from X-API-VERSION and leaves dev clients alone',
+    async () => {
+      await addFakeFleet();
+      const as = (version: string | null, url: string, body: object) => server.inject({
+        method: 'POST', url, payload: body,
+        headers: {
+          authorization: `Bearer ${server.adminToken}`,
+          ...(version === null ? {} : { 'x-api-version': version }),
+        },
+      });
+      const service = {
+        run_spec: {
+          run_name: 'svc',
+          configuration: { type: 'service', commands: ['serve'], port: 8000,
+            fleets: [{ project: 'main', name: 'fakes' }] },
+          ssh_key_pub: 'ssh-rsa AAAA test',
+        },
+      };
+      const planFor = async (version: string | null) => {
+        const response = await as(version, '/api/project/main/runs/get_plan', service);
+        expect(response.statusCode, response.body).toBe(200);
+        const { probes, https, fleets } = response.json().effective_run_spec.configuration;
+        return { probes, https, fleets };
+      };
+
+      expect(await planFor('0.19.20'))
+        .toEqual({ probes: [], https: true, fleets: ['main/fakes'] });
+      expect(await planFor('0.20.10'))
+        .toEqual({ probes: null, https: true, fleets: ['main/fakes'] });
+      const modern = { probes: null, https: null, fleets: [{ project: 'main', name: 'fakes' }] };
+      expect(await planFor(null)).toEqual(modern);
+      expect(await planFor('latest')).toEqual(modern);
+      expect(await planFor('0.0.0')).toEqual(modern);
+      expect(await planFor('0.20.20')).toEqual(modern);
+
+      await apply(task('nodes', ['echo hi']));
+      const nodesOf = async (version: string | null) => {
+        const response = await as(version, '/api/project/main/runs/get', { run_name: 'nodes' });
+        expect(response.statusCode, response.body).toBe(200);
+        return response.json().run_spec.configuration.nodes;
+      };
+      const listed = await as('0.20.30', '/api/runs/list', { project_name: 'main' });
+
+      expect(await nodesOf('0.19.20')).toBe(1);
+      expect(await nodesOf('0.20.30')).toBe(1);
+      // The parsed configuration already defaults nodes to 1, so dev clients see 1 as well.
+      expect(await nodesOf(null)).toBe(1);
+      expect(listed.json().map((run: any) => run.run_spec.configuration.nodes)).toEqual([1]);
+    });
+
   it('refuses a second apply of an active run with a changed spec', async () => {
     await addFakeFleet();
     await apply(task('long', ['sleep']));

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import {
   applyFleetPlan,
   canManageSshFleets,
+  clientVersionForPatches,
   deleteFleetInstances,
   deleteFleets,
   ForbiddenError,
@@ -12,12 +13,14 @@ import {
   listProjectFleets,
   parseFleetSpec,
   parseWireTime,
+  patchFleetSpecForClient,
   visibleProjects,
 } from '@dstack/core';
-import type { CoreContext, Fleet, FleetSpec } from '@dstack/core';
+import type { CoreContext, Fleet, FleetPlan, FleetSpec, ParsedFleetSpec } from '@dstack/core';
 import { parseBody, requireProject, requireUser } from '../http/index.js';
 import type { ProjectScope } from '../http/index.js';
 import type { RouteDeps } from './route-deps.js';
+import { clientApiVersion } from './runs.js';
 
 const listSchema = {
   type: 'object',
@@ -110,6 +113,34 @@ async function checkSshDelete(ctx: CoreContext, scope: ProjectScope, names: stri
   }
 }
 
+/** A fleet spec shaped for the client that sent `version` (§6); unchanged for dev clients. */
+function patchFleetSpec(spec: FleetSpec, version: string | undefined): FleetSpec {
+  const profile = spec.profile as Record<string, unknown> | null | undefined;
+
+  // Only profile `fleets` references change; a spec without any has nothing to patch.
+  if (clientVersionForPatches(version) === null || !Array.isArray(profile?.fleets)) {
+    return spec;
+  }
+
+  return patchFleetSpecForClient(spec as unknown as ParsedFleetSpec, version) as unknown as
+    FleetSpec;
+}
+
+function patchFleet(fleet: Fleet, version: string | undefined): Fleet {
+  return { ...fleet, spec: patchFleetSpec(fleet.spec, version) };
+}
+
+/** The plan's `spec` echoes what the client sent, so only the server's specs are patched. */
+function patchFleetPlan(plan: FleetPlan, version: string | undefined): FleetPlan {
+  return {
+    ...plan,
+    effective_spec: patchFleetSpec(plan.effective_spec, version),
+    current_resource: plan.current_resource === null
+      ? null
+      : patchFleet(plan.current_resource, version),
+  };
+}
+
 /** Fleets: plan, apply, list (global and per project), get, delete, delete instances. */
 export function registerFleetsRoutes(app: FastifyInstance, deps: RouteDeps): void {
   const { ctx } = deps;
@@ -126,7 +157,7 @@ export function registerFleetsRoutes(app: FastifyInstance, deps: RouteDeps): voi
     }>(request, listSchema);
     const projects = await visibleProjects(ctx, user, body.project_name);
 
-    return listFleets(ctx, {
+    const fleets = await listFleets(ctx, {
       projectIds: projects.map((project) => project.id),
       onlyActive: body.only_active,
       prevCreatedAt: body.prev_created_at === null ? null : parseWireTime(body.prev_created_at),
@@ -134,20 +165,28 @@ export function registerFleetsRoutes(app: FastifyInstance, deps: RouteDeps): voi
       limit: body.limit,
       ascending: body.ascending,
     });
+
+    return fleets.map((fleet) => patchFleet(fleet, clientApiVersion(request)));
   });
 
   app.post('/api/project/:project_name/fleets/list', async (request) => {
     const { project } = await requireProject(request, 'member');
     parseBody(request, projectListSchema, { optional: true });
 
-    return listProjectFleets(ctx, project);
+    const fleets = await listProjectFleets(ctx, project);
+    return fleets.map((fleet) => patchFleet(fleet, clientApiVersion(request)));
   });
 
   app.post('/api/project/:project_name/fleets/get', async (request) => {
     const { project } = await requireProject(request, 'member');
     const body = parseBody<{ name: string | null; id: string | null }>(request, getSchema);
 
-    return getFleet(ctx, project, { name: body.name, id: body.id?.toLowerCase() ?? null });
+    const fleet = await getFleet(ctx, project, {
+      name: body.name,
+      id: body.id?.toLowerCase() ?? null,
+    });
+
+    return patchFleet(fleet, clientApiVersion(request));
   });
 
   app.post('/api/project/:project_name/fleets/get_plan', async (request) => {
@@ -156,7 +195,7 @@ export function registerFleetsRoutes(app: FastifyInstance, deps: RouteDeps): voi
     const spec = parseFleetSpec(body.spec) as unknown as FleetSpec;
 
     checkSshPermission(ctx, scope, spec);
-    return getFleetPlan(ctx, scope, spec);
+    return patchFleetPlan(await getFleetPlan(ctx, scope, spec), clientApiVersion(request));
   });
 
   app.post('/api/project/:project_name/fleets/apply', async (request) => {
@@ -168,11 +207,13 @@ export function registerFleetsRoutes(app: FastifyInstance, deps: RouteDeps): voi
     const spec = parseFleetSpec(body.plan.spec) as unknown as FleetSpec;
 
     checkSshPermission(ctx, scope, spec);
-    return applyFleetPlan(ctx, scope, {
+    const fleet = await applyFleetPlan(ctx, scope, {
       spec,
       currentResource: body.plan.current_resource,
       force: body.force,
     });
+
+    return patchFleet(fleet, clientApiVersion(request));
   });
 
   app.post('/api/project/:project_name/fleets/delete', async (request) => {

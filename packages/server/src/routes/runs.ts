@@ -1,17 +1,19 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
   applyRunPlan,
+  clientVersionForPatches,
   deleteRuns,
   getRun,
   getRunPlan,
   listRuns,
   parseWireTime,
+  patchRunSpecForClient,
   RepoDoesNotExistError,
   ServerClientError,
   stopRuns,
   visibleProjects,
 } from '@dstack/core';
-import type { Run } from '@dstack/core';
+import type { ParsedRunSpec, Run, RunPlan, RunSpec } from '@dstack/core';
 import { parseBody, requireProject, requireUser } from '../http/index.js';
 import type { RouteDeps } from './route-deps.js';
 
@@ -98,6 +100,50 @@ interface ListBody {
   ascending: boolean;
 }
 
+/** The client's `X-API-VERSION` as sent; the version check has already accepted it. */
+export function clientApiVersion(request: FastifyRequest): string | undefined {
+  const header = request.headers['x-api-version'];
+  return Array.isArray(header) ? header[0] : header;
+}
+
+/** Sets profile `fleets` left out of an older stored spec to null, as the patches expect. */
+function withFleetsKeys(spec: RunSpec): RunSpec {
+  const profile = spec.profile as Record<string, unknown> | null | undefined;
+
+  return {
+    ...spec,
+    configuration: { ...spec.configuration, fleets: spec.configuration.fleets ?? null },
+    profile: profile === null || profile === undefined
+      ? null
+      : { ...profile, fleets: profile.fleets ?? null },
+  };
+}
+
+/** A run spec shaped for the client that sent `version` (§6); unchanged for dev clients. */
+export function patchRunSpec(spec: RunSpec, version: string | undefined): RunSpec {
+  if (clientVersionForPatches(version) === null) {
+    return spec;
+  }
+
+  const parsed = withFleetsKeys(spec) as unknown as ParsedRunSpec;
+  return patchRunSpecForClient(parsed, version) as unknown as RunSpec;
+}
+
+function patchRun(run: Run, version: string | undefined): Run {
+  return { ...run, run_spec: patchRunSpec(run.run_spec, version) };
+}
+
+/** The plan's `run_spec` echoes what the client sent, so only the server's specs are patched. */
+function patchPlan(plan: RunPlan, version: string | undefined): RunPlan {
+  return {
+    ...plan,
+    effective_run_spec: patchRunSpec(plan.effective_run_spec, version),
+    current_resource: plan.current_resource === null
+      ? null
+      : patchRun(plan.current_resource, version),
+  };
+}
+
 /** Runs: plan, apply, list, get, stop, delete; and the backend types a plan can use. */
 export function registerRunsRoutes(app: FastifyInstance, deps: RouteDeps): void {
   const { ctx } = deps;
@@ -142,7 +188,7 @@ export function registerRunsRoutes(app: FastifyInstance, deps: RouteDeps): void 
       repoRowId = repo?.id ?? null;
     }
 
-    return listRuns(ctx, {
+    const runs = await listRuns(ctx, {
       projectIds: projects.map((project) => project.id),
       repoRowId,
       userId,
@@ -156,20 +202,33 @@ export function registerRunsRoutes(app: FastifyInstance, deps: RouteDeps): void 
       limit: body.limit,
       ascending: body.ascending,
     });
+
+    return runs.map((run) => patchRun(run, clientApiVersion(request)));
   });
 
   app.post('/api/project/:project_name/runs/get', async (request) => {
     const { project } = await requireProject(request, 'member');
     const body = parseBody<{ run_name: string | null; id: string | null }>(request, getSchema);
 
-    return getRun(ctx, project, { runName: body.run_name, id: body.id?.toLowerCase() ?? null });
+    const run = await getRun(ctx, project, {
+      runName: body.run_name,
+      id: body.id?.toLowerCase() ?? null,
+    });
+
+    return patchRun(run, clientApiVersion(request));
   });
 
   app.post('/api/project/:project_name/runs/get_plan', async (request) => {
     const { project, user } = await requireProject(request, 'member');
     const body = parseBody<{ run_spec: unknown; max_offers: number | null }>(request, planSchema);
 
-    return getRunPlan(ctx, { project, user }, body.run_spec, { maxOffers: body.max_offers });
+    // TODO: for_offers_only (and isOffersOnlyPlan for pre-0.21.0 clients) changes nothing in
+    // the plan yet; it matters once offers-only plans skip the run-name and active-run checks.
+    const plan = await getRunPlan(ctx, { project, user }, body.run_spec, {
+      maxOffers: body.max_offers,
+    });
+
+    return patchPlan(plan, clientApiVersion(request));
   });
 
   app.post('/api/project/:project_name/runs/apply', async (request) => {
@@ -179,11 +238,13 @@ export function registerRunsRoutes(app: FastifyInstance, deps: RouteDeps): void 
       force: boolean;
     }>(request, applySchema);
 
-    return applyRunPlan(ctx, { project, user }, {
+    const run = await applyRunPlan(ctx, { project, user }, {
       runSpec: body.plan.run_spec,
       currentResource: body.plan.current_resource,
       force: body.force,
     });
+
+    return patchRun(run, clientApiVersion(request));
   });
 
   app.post('/api/project/:project_name/runs/stop', async (request) => {
