@@ -241,10 +241,24 @@ describe('runs API', () => {
       expect(listed.json().map((run: any) => run.run_spec.configuration.nodes)).toEqual([1]);
     });
 
-  it('refuses a second apply of an active run with a changed spec', async () => {
+  it('plans create, and apply refuses, a changed spec for an active run', async () => {
     await addFakeFleet();
     await apply(task('long', ['sleep']));
-    await waitForRun('long', ['running']);
+    const running = await waitForRun('long', ['running']);
+    const planOf = async (commands: string[]) => (await post(server,
+      '/api/project/main/runs/get_plan', server.adminToken, task('long', commands))).json();
+    const same = await planOf(['sleep']);
+    const changed = await planOf(['echo changed']);
+
+    expect([same.action, same.current_resource.id]).toEqual(['update', running.id]);
+    expect([changed.action, changed.current_resource.id]).toEqual(['create', running.id]);
+
+    const kept = await post(server, '/api/project/main/runs/apply', server.adminToken, {
+      plan: { run_spec: task('long', ['sleep']).run_spec, current_resource: same.current_resource },
+      force: false,
+    });
+    expect([kept.statusCode, kept.json().id]).toEqual([200, running.id]);
+
     const again = await apply(task('long', ['echo changed']), true);
 
     expect(again.statusCode).toBe(400);

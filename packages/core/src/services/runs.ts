@@ -123,6 +123,14 @@ export async function candidateFleets(
   return fleets.filter((fleet) => wanted.has(fleet.name));
 }
 
+/**
+ * Whether applying `spec` to the active run with `currentSpec` leaves the run as it is, the
+ * only change applied in place so far; anything else needs the run stopped and re-created.
+ */
+function canApplyInPlace(currentSpec: RunSpec, spec: RunSpec): boolean {
+  return isDeepStrictEqual({ ...currentSpec }, { ...spec, run_name: currentSpec.run_name });
+}
+
 /** Offers for one job: idle instances of the fleets first, then new capacity, cheapest first. */
 async function planOffers(
   ctx: CoreContext,
@@ -264,7 +272,10 @@ export async function getRunPlan(
     current_resource: current === undefined
       ? null
       : await loadRunWire(ctx.store, current, { projectName: actor.project.name, now: ctx.now() }),
-    action: current === undefined ? 'create' : 'update',
+    // As the original: `update` only when apply can change the active run in place.
+    action: current !== undefined && canApplyInPlace(current.runSpec as RunSpec, effective)
+      ? 'update'
+      : 'create',
   };
 }
 
@@ -367,7 +378,7 @@ export async function applyRunPlan(
           }
         }
 
-        if (isDeepStrictEqual({ ...currentSpec }, { ...spec, run_name: currentSpec.run_name })) {
+        if (canApplyInPlace(currentSpec, spec)) {
           return current;
         }
 
