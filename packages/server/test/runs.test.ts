@@ -241,6 +241,30 @@ describe('runs API', () => {
       expect(listed.json().map((run: any) => run.run_spec.configuration.nodes)).toEqual([1]);
     });
 
+  it('takes back the current_resource an older client got patched on re-apply', async () => {
+    await addFakeFleet();
+    const service = {
+      run_name: 'svc', configuration: { type: 'service', commands: ['sleep'], port: 8000 },
+      ssh_key_pub: 'ssh-rsa AAAA test',
+    };
+    const old = (url: string, body: object) => server.inject({
+      method: 'POST', url, payload: body,
+      headers: { authorization: `Bearer ${server.adminToken}`, 'x-api-version': '0.19.20' },
+    });
+    const created = await old('/api/project/main/runs/apply',
+      { plan: { run_spec: service, current_resource: null }, force: false });
+    expect(created.statusCode, created.body).toBe(200);
+
+    const plan = (await old('/api/project/main/runs/get_plan', { run_spec: service })).json();
+    expect(plan.current_resource.run_spec.configuration.probes).toEqual([]);
+    expect(plan.action).toBe('update');
+
+    const again = await old('/api/project/main/runs/apply',
+      { plan: { run_spec: service, current_resource: plan.current_resource }, force: false });
+    expect(again.statusCode, again.body).toBe(200);
+    expect(again.json().id).toBe(created.json().id);
+  });
+
   it('plans create, and apply refuses, a changed spec for an active run', async () => {
     await addFakeFleet();
     await apply(task('long', ['sleep']));

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
   applyRunPlan,
@@ -13,7 +14,14 @@ import {
   stopRuns,
   visibleProjects,
 } from '@dstack/core';
-import type { ParsedRunSpec, Run, RunPlan, RunSpec } from '@dstack/core';
+import type {
+  CoreContext,
+  ParsedRunSpec,
+  ProjectRecord,
+  Run,
+  RunPlan,
+  RunSpec,
+} from '@dstack/core';
 import { parseBody, requireProject, requireUser } from '../http/index.js';
 import type { RouteDeps } from './route-deps.js';
 
@@ -144,6 +152,30 @@ function patchPlan(plan: RunPlan, version: string | undefined): RunPlan {
   };
 }
 
+/**
+ * The `current_resource` an older client sends back carries the spec as patched for it; when
+ * it is the stored run's spec so patched, the stored spec stands in so apply sees no change.
+ */
+async function unpatchedCurrent(
+  ctx: CoreContext,
+  project: ProjectRecord,
+  current: Run | null,
+  version: string | undefined,
+): Promise<Run | null> {
+  if (current === null || clientVersionForPatches(version) === null) {
+    return current;
+  }
+
+  const stored = await getRun(ctx, project, { runName: null, id: current.id }).catch(() => null);
+
+  if (stored === null || !isDeepStrictEqual(patchRunSpec(stored.run_spec, version),
+    current.run_spec)) {
+    return current;
+  }
+
+  return { ...current, run_spec: stored.run_spec };
+}
+
 /** Runs: plan, apply, list, get, stop, delete; and the backend types a plan can use. */
 export function registerRunsRoutes(app: FastifyInstance, deps: RouteDeps): void {
   const { ctx } = deps;
@@ -238,13 +270,15 @@ export function registerRunsRoutes(app: FastifyInstance, deps: RouteDeps): void 
       force: boolean;
     }>(request, applySchema);
 
+    const version = clientApiVersion(request);
+    const current = await unpatchedCurrent(ctx, project, body.plan.current_resource, version);
     const run = await applyRunPlan(ctx, { project, user }, {
       runSpec: body.plan.run_spec,
-      currentResource: body.plan.current_resource,
+      currentResource: current,
       force: body.force,
     });
 
-    return patchRun(run, clientApiVersion(request));
+    return patchRun(run, version);
   });
 
   app.post('/api/project/:project_name/runs/stop', async (request) => {
