@@ -232,7 +232,7 @@ describe('SSH fleets', () => {
     await scheduler.stop();
     scheduler = startScheduler(server.ctx, {
       maxIdleMillis: 20, hostProvisioningTimeoutMillis: 500,
-      intervals: { instancesPending: 20, instancesActive: 20 },
+      intervals: { instancesPending: 20, instancesActive: 20, fleets: 20 },
     });
     unreachable.add('10.9.9.9');
     await post(server, '/api/project/main/fleets/apply', server.adminToken, sshFleet(['10.9.9.9']));
@@ -256,6 +256,20 @@ describe('SSH fleets', () => {
     expect(failed.status).toBe('terminated');
     expect(failed.terminationReason).toBe('provisioning_timeout');
     expect(failed.terminationReasonMessage).toMatch(/10\.9\.9\.9:22: connection refused/);
+
+    // With its only host gone the SSH fleet is empty, and an empty SSH fleet is deleted.
+    const deadline = Date.now() + 10_000;
+    let row = await server.ctx.store.findOne('fleets', { where: { name: 'on-prem' } });
+
+    while (row?.deleted === false && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      row = await server.ctx.store.findOne('fleets', { where: { name: 'on-prem' } });
+    }
+
+    expect([row?.status, row?.deleted]).toEqual(['terminated', true]);
+    const got = await post(server, '/api/project/main/fleets/get', server.adminToken,
+      { name: 'on-prem' });
+    expect(got.json().detail[0].code).toBe('resource_not_exists');
   });
 
   it('refuses SSH fleets to non-admins when the server forbids it', async () => {

@@ -1,4 +1,5 @@
 import type { FleetSpec } from '../domain/fleet.js';
+import { isRunFinished } from '../domain/run.js';
 import { fleetNodes, isSshFleet } from '../services/fleet-records.js';
 import { createMinInstances } from '../services/fleets.js';
 import type { Claimed, PipelineDefinition } from './pipeline.js';
@@ -7,9 +8,14 @@ import type { SchedulerRuntime } from './runtime.js';
 
 type FleetItem = Claimed<'fleets'>;
 
+async function inUse(rt: SchedulerRuntime, fleetId: string): Promise<boolean> {
+  const runs = await rt.ctx.store.find('runs', { where: { fleetId, deleted: false } });
+  return runs.some((run) => !isRunFinished(run.status));
+}
+
 /**
- * A terminating fleet is removed once its instances are gone; an active cloud fleet gets
- * new instances whenever it drops below `nodes.min`.
+ * A terminating fleet is removed once its instances are gone, an empty SSH fleet too; an
+ * active cloud fleet gets new instances whenever it drops below `nodes.min`.
  */
 async function processFleet(rt: SchedulerRuntime, item: FleetItem): Promise<void> {
   const { ctx } = rt;
@@ -31,6 +37,16 @@ async function processFleet(rt: SchedulerRuntime, item: FleetItem): Promise<void
 
   const spec = fleet.spec as FleetSpec;
   const nodes = fleetNodes(spec);
+
+  // As the original, a fleet left empty is deleted unless its `nodes` allow zero instances;
+  // an SSH fleet has no `nodes`, so one whose every host failed or was removed goes.
+  if (nodes === null && live.length === 0 && !(await inUse(rt, fleet.id))) {
+    if (await item.commit({ status: 'terminated', deleted: true, deletedAt: ctx.now() })) {
+      ctx.logger.info({ fleetName: fleet.name }, 'empty fleet deleted');
+    }
+
+    return;
+  }
 
   // TODO: consolidation past `nodes.min` (terminating idle instances above `nodes.max` or
   // ones that no longer match the spec) is not done yet.
