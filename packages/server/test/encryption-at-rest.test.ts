@@ -193,8 +193,7 @@ describe('no token, secret or credential in plaintext at rest (config-aes.yml)',
       await admin.end();
     }
   });
-  // TODO: the fleets service stores the SSH fleet spec with ssh_key.private in fleets.spec as
-  // plain JSON; it matters for every SSH fleet. Drop `.fails` once the spec leaves keys out.
+  // The fleet spec is stored without private keys; they live encrypted per instance.
   it('SQLite: an SSH fleet host key is not in plaintext anywhere', async () => {
     await writeSensitiveData();
     const hostKey = 'ZZhostPrivateKeyBodyZZ';
