@@ -6,7 +6,7 @@ import {
   type GetLogEventsCommandOutput,
 } from '@aws-sdk/client-cloudwatch-logs';
 import {
-  createBatchingLogWriter,
+  createRemoteLogStore,
   LogTokenError,
   logStreamKey,
   retryWithBackoff,
@@ -47,14 +47,6 @@ export async function createCloudWatchLogStore(
   };
 
   await checkGroup();
-
-  const writer = createBatchingLogWriter({
-    ...options.writer,
-    send,
-    limits: cloudWatchBatchLimits,
-    retry: options.retry,
-    logger: log,
-  });
 
   async function checkGroup(): Promise<void> {
     try {
@@ -248,13 +240,7 @@ export async function createCloudWatchLogStore(
     }
   }
 
-  return {
-    write: (stream, events) => writer.write(stream, events),
-    poll,
-    flush: () => writer.flush(),
-    close: () => writer.close(),
-    metrics: () => writer.metrics(),
-  };
+  return createRemoteLogStore(options, { send, poll, limits: cloudWatchBatchLimits, logger: log });
 }
 
 function isEmptyWindow(request: LogPollRequest): boolean {

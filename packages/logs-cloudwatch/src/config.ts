@@ -8,12 +8,7 @@ import type {
   PutLogEventsCommand,
   PutLogEventsCommandOutput,
 } from '@aws-sdk/client-cloudwatch-logs';
-import type {
-  BackoffOptions,
-  BatchingLogWriterOptions,
-  LogBatchLimits,
-  Logger,
-} from '@dstack/core';
+import type { LogBatchLimits, RemoteLogStoreOptions } from '@dstack/core';
 
 const minuteMillis = 60_000;
 const hourMillis = 60 * minuteMillis;
@@ -41,24 +36,13 @@ export const maxFutureMillis = 2 * hourMillis;
 export const maxEmptyPagesFollowed = 10;
 
 /** Options of createCloudWatchLogStore. */
-export interface CloudWatchLogStoreOptions {
+export interface CloudWatchLogStoreOptions extends RemoteLogStoreOptions {
   /** A CloudWatchLogsClient, or anything that sends the same four commands. */
   client: CloudWatchLogsSender;
   /** The group must exist; the store never creates it. */
   logGroup: string;
   /** Used only for the console link returned with each page. */
   region?: string;
-  logger?: Logger;
-  /** Passed to the batching writer. */
-  writer?: Pick<
-    BatchingLogWriterOptions,
-    | 'flushIntervalMillis'
-    | 'deliveryWaitMillis'
-    | 'maxQueuedEvents'
-    | 'maxQueuedBytes'
-    | 'shutdownTimeoutMillis'
-  >;
-  retry?: BackoffOptions;
   /** Tries of a read or the start-up check, throttling and 5xx included. Defaults to 4. */
   maxReadAttempts?: number;
   /** Stream names remembered as existing; a forgotten one costs one DescribeLogStreams. */

@@ -1,9 +1,4 @@
-import type {
-  BackoffOptions,
-  BatchingLogWriterOptions,
-  LogBatchLimits,
-  Logger,
-} from '@dstack/core';
+import type { LogBatchLimits, RemoteLogStoreOptions } from '@dstack/core';
 
 const minuteMillis = 60_000;
 const dayMillis = 24 * 60 * minuteMillis;
@@ -81,21 +76,10 @@ export interface GcpListLogEntriesResponse {
 }
 
 /** Options of createGcpLogStore. */
-export interface GcpLogStoreOptions {
+export interface GcpLogStoreOptions extends RemoteLogStoreOptions {
   logging: GcpLoggingClient;
   /** The project whose log `dstack-run-logs` holds the entries. */
   projectId: string;
-  logger?: Logger;
-  /** Passed to the batching writer. */
-  writer?: Pick<
-    BatchingLogWriterOptions,
-    | 'flushIntervalMillis'
-    | 'deliveryWaitMillis'
-    | 'maxQueuedEvents'
-    | 'maxQueuedBytes'
-    | 'shutdownTimeoutMillis'
-  >;
-  retry?: BackoffOptions;
   /** Tries of a read or the start-up check. Defaults to 3: reads have a small quota. */
   maxReadAttempts?: number;
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import {
-  createBatchingLogWriter,
+  createRemoteLogStore,
   LogTokenError,
   retryWithBackoff,
   ServerClientError,
@@ -56,14 +56,6 @@ export async function createGcpLogStore(options: GcpLogStoreOptions): Promise<Bu
   };
 
   await checkAccess();
-
-  const writer = createBatchingLogWriter({
-    ...options.writer,
-    send,
-    limits: gcpBatchLimits,
-    retry: options.retry,
-    logger: log,
-  });
 
   async function checkAccess(): Promise<void> {
     try {
@@ -182,13 +174,7 @@ export async function createGcpLogStore(options: GcpLogStoreOptions): Promise<Bu
     }
   }
 
-  return {
-    write: (stream, events) => writer.write(stream, events),
-    poll,
-    flush: () => writer.flush(),
-    close: () => writer.close(),
-    metrics: () => writer.metrics(),
-  };
+  return createRemoteLogStore(options, { send, poll, limits: gcpBatchLimits, logger: log });
 }
 
 /**
