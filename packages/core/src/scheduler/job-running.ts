@@ -11,6 +11,7 @@ import { nudge } from './nudge.js';
 import type { Claimed, PipelineDefinition } from './pipeline.js';
 import { dueByStatus } from './pipeline.js';
 import type { SchedulerRuntime } from './runtime.js';
+import { inactivityExceeded, inactivityLimitOf } from './inactivity.js';
 import { errorText, projectNameOf } from './runtime.js';
 
 type JobItem = Claimed<'jobs'>;
@@ -215,6 +216,25 @@ async function followJob(rt: SchedulerRuntime, item: JobItem): Promise<void> {
       await markDisconnected(rt, item, 'the agent does not know the job', {
         runnerTimestamp: cursor,
       });
+      return;
+    }
+
+    const inactivityLimit = await inactivityLimitOf(rt, job);
+
+    if (inactivityLimit !== null && inactivityExceeded(job, inactivityLimit, ctx.now())) {
+      const committed = await item.commit({
+        status: 'terminating',
+        terminationReason: 'inactivity_duration_exceeded',
+        terminationReasonMessage: `inactive for ${inactivityLimit} s`,
+        runnerTimestamp: cursor,
+        disconnectedAt: null,
+      });
+
+      if (committed) {
+        ctx.logger.info({ runName: job.runName, jobId: job.id }, 'dev environment inactive');
+        ctx.hint?.('jobs');
+      }
+
       return;
     }
 

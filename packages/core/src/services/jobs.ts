@@ -163,9 +163,7 @@ export function commandLinesOf(spec: RunSpec): string[] {
       lines.push(...init.map(String));
     }
 
-    // A dev environment lives until it is stopped; the IDE attaches to it over SSH.
-    // TODO: inactivity_duration needs the agent to report SSH connections; until then a dev
-    // environment runs until it is stopped.
+    // A dev environment lives until it is stopped or inactive; the IDE attaches over SSH.
     lines.push('sleep infinity');
     return lines;
   }
