@@ -1,5 +1,5 @@
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger, tableColumns } from '@dstack/core';
 import type { Logger, StateStore, TableName, TableRows } from '@dstack/core';
@@ -14,6 +14,10 @@ import {
   openSqliteDatabase,
 } from '@dstack/storage-sqlite';
 import { connectPostgres, isPostgresUrl, redactDatabaseUrl } from '../compose/state-store.js';
+import { answerArguments, commandServerDir, processIo } from './command-io.js';
+import type { CommandIo } from './command-io.js';
+
+export type { CommandIo } from './command-io.js';
 
 /** How far the copy of one table has come. */
 export interface CopyProgress {
@@ -203,19 +207,6 @@ Copies the server state from a SQLite file into an empty Postgres database.
   --to    a postgresql:// URL (default: $DSTACK_DATABASE_URL)
 Stop the server that uses the SQLite state first.`;
 
-/** Where `runCopyStateCommand` writes and what environment it reads; tests pass their own. */
-export interface CommandIo {
-  stdout: (line: string) => void;
-  stderr: (line: string) => void;
-  env: Record<string, string | undefined>;
-}
-
-const processIo: CommandIo = {
-  stdout: (line) => process.stdout.write(`${line}\n`),
-  stderr: (line) => process.stderr.write(`${line}\n`),
-  env: process.env,
-};
-
 function parseArguments(argv: readonly string[]): Record<string, string> | string {
   const args = argv[0] === 'copy-state' ? argv.slice(1) : argv;
   const values: Record<string, string> = {};
@@ -256,17 +247,11 @@ export async function runCopyStateCommand(
 ): Promise<number> {
   const parsed = parseArguments(argv);
 
-  if (parsed === 'help') {
-    io.stdout(usage);
-    return 0;
-  }
-
   if (typeof parsed === 'string') {
-    io.stderr(`copy-state: ${parsed}\n\n${usage}`);
-    return 2;
+    return answerArguments('copy-state', parsed, usage, io);
   }
 
-  const serverDir = io.env.DSTACK_SERVER_DIR || join(homedir(), '.dstack', 'server');
+  const serverDir = commandServerDir(io.env);
   const from = parsed.from ?? join(serverDir, 'data', 'sqlite.db');
   const to = parsed.to ?? io.env.DSTACK_DATABASE_URL;
 

@@ -1,4 +1,3 @@
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createCipher, reencryptStore } from '@dstack/core';
 import type { Cipher, ReencryptTableReport, StateStore } from '@dstack/core';
@@ -9,7 +8,8 @@ import {
   redactDatabaseUrl,
 } from '../compose/state-store.js';
 import { loadServerConfig } from '../config/server-config.js';
-import type { CommandIo } from './copy-state.js';
+import { answerArguments, commandServerDir, processIo } from './command-io.js';
+import type { CommandIo } from './command-io.js';
 
 const usage = `Usage: dstack-server reencrypt [--allow-plaintext] [--batch-size <rows>]
 
@@ -21,12 +21,6 @@ new key first in the list before running it; once it reports no value left under
 that key can be removed.
   --allow-plaintext  go ahead when the first key is identity (values are stored decrypted)
   --batch-size       rows read at a time (default 200)`;
-
-const processIo: CommandIo = {
-  stdout: (line) => process.stdout.write(`${line}\n`),
-  stderr: (line) => process.stderr.write(`${line}\n`),
-  env: process.env,
-};
 
 interface ReencryptArguments {
   allowPlaintext: boolean;
@@ -136,19 +130,11 @@ export async function runReencryptCommand(
 ): Promise<number> {
   const parsed = parseArguments(argv);
 
-  if (parsed === 'help') {
-    io.stdout(usage);
-
-    return 0;
-  }
-
   if (typeof parsed === 'string') {
-    io.stderr(`reencrypt: ${parsed}\n\n${usage}`);
-
-    return 2;
+    return answerArguments('reencrypt', parsed, usage, io);
   }
 
-  const serverDir = io.env.DSTACK_SERVER_DIR || join(homedir(), '.dstack', 'server');
+  const serverDir = commandServerDir(io.env);
   let store: StateStore | undefined;
 
   try {
