@@ -12,6 +12,7 @@ import {
   migrateToLatest,
   openSqliteDatabase,
 } from '@dstack/storage-sqlite';
+import { stateMigrations } from '@dstack/storage-sql';
 
 // 10,000 active runs on one SQLite replica with the in-process fake backend: how fast a
 // new run reaches `running` under that load, how fast runs/list answers, how much memory.
@@ -20,6 +21,13 @@ const activeRuns = Number(process.env.BENCH_RUNS ?? 10_000);
 const probes = Number(process.env.BENCH_PROBES ?? 50);
 const listCalls = Number(process.env.BENCH_LIST_CALLS ?? 300);
 const progressFile = process.env.BENCH_PROGRESS_FILE ?? null;
+// An older schema to compare against, e.g. `0003` for the one before the hot-query indexes.
+const schemaUpTo = process.env.BENCH_SCHEMA_UP_TO ?? null;
+const migrations = Object.fromEntries(
+  Object.entries(stateMigrations).filter(
+    ([name]) => schemaUpTo === null || name.slice(0, schemaUpTo.length) <= schemaUpTo,
+  ),
+);
 
 /** Progress goes to a file: the test runner shows a test's output only when it ends. */
 function progress(line: string): void {
@@ -36,7 +44,7 @@ function percentile(values: readonly number[], p: number): number {
 it(`keeps ${activeRuns} active runs moving on SQLite`, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'dstack-bench-'));
   const db = openSqliteDatabase(join(dir, 'bench.db'));
-  await migrateToLatest(db);
+  await migrateToLatest(db, { migrations });
   const store = createSqliteStateStore({ db });
   const backend = createFakeBackend();
   const server = await createServer({
@@ -131,6 +139,7 @@ it(`keeps ${activeRuns} active runs moving on SQLite`, async () => {
   const report = {
     machine: `${cpus().length} x ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB`,
     activeRuns,
+    schema: Object.keys(migrations).at(-1),
     applyAllSeconds: Math.round(appliedMillis / 100) / 10,
     allRunningSeconds: Math.round(allRunningMillis / 100) / 10,
     submittedToRunningMedianMillis: Math.round(percentile(latencies, 50)),
