@@ -3,6 +3,7 @@ import type { JobSpec } from '../domain/job.js';
 import type { InstanceOffer, JobProvisioningData } from '../domain/resources.js';
 import type { RunSpec } from '../domain/run.js';
 import { isRunFinished } from '../domain/run.js';
+import type { StateAccess } from '../ports/state-store.js';
 import type { FleetRecord, InstanceRecord, JobRecord, RunRecord } from '../records.js';
 import {
   fleetIdleSeconds,
@@ -127,27 +128,11 @@ async function assignPoolInstance(
         return false;
       }
 
-      const committed = await item.commit(
-        {
-          status: 'provisioning',
-          fleetId: fleet.id,
-          instanceId: instance.id,
-          usedInstanceId: instance.id,
-          instanceAssigned: true,
-          provisioningData: instance.provisioningData,
-          runtimeData: runtimeDataFor(instance.offer as InstanceOffer | null),
-          waitingMasterJob: false,
-        },
-        tx,
-      );
-
-      if (!committed) {
-        throw new LeaseLostError();
-      }
-
-      if (run.fleetId === null) {
-        await tx.update('runs', { id: run.id, fleetId: null }, { fleetId: fleet.id });
-      }
+      await commitAssignment(tx, item, run, fleet, {
+        instanceId: instance.id,
+        provisioningData: instance.provisioningData,
+        offer: instance.offer as InstanceOffer | null,
+      });
 
       return true;
     }).catch((error: unknown) => {
@@ -173,6 +158,44 @@ async function assignPoolInstance(
 }
 
 class LeaseLostError extends Error {}
+
+/**
+ * Within `tx`, puts the job on the instance as provisioning and the run on `fleet` when it
+ * has none yet. A lost lease throws LeaseLostError, so that the transaction rolls back.
+ */
+async function commitAssignment(
+  tx: StateAccess,
+  item: JobItem,
+  run: RunRecord,
+  fleet: FleetRecord,
+  assignment: {
+    instanceId: string;
+    provisioningData: unknown;
+    offer: { instance: InstanceOffer['instance'] } | null;
+  },
+): Promise<void> {
+  const committed = await item.commit(
+    {
+      status: 'provisioning',
+      fleetId: fleet.id,
+      instanceId: assignment.instanceId,
+      usedInstanceId: assignment.instanceId,
+      instanceAssigned: true,
+      provisioningData: assignment.provisioningData,
+      runtimeData: runtimeDataFor(assignment.offer),
+      waitingMasterJob: false,
+    },
+    tx,
+  );
+
+  if (!committed) {
+    throw new LeaseLostError();
+  }
+
+  if (run.fleetId === null) {
+    await tx.update('runs', { id: run.id, fleetId: null }, { fleetId: fleet.id });
+  }
+}
 
 /**
  * The lowest instance number free in the fleet. When numbers are dense (the usual case) it
@@ -362,27 +385,11 @@ async function provisionOffer(
         busyBlocks: offer.blocks,
       });
 
-      const ok = await item.commit(
-        {
-          status: 'provisioning',
-          fleetId: fleet.id,
-          instanceId: instance.id,
-          usedInstanceId: instance.id,
-          instanceAssigned: true,
-          provisioningData: data,
-          runtimeData: runtimeDataFor(offer),
-          waitingMasterJob: false,
-        },
-        tx,
-      );
-
-      if (!ok) {
-        throw new LeaseLostError();
-      }
-
-      if (run.fleetId === null) {
-        await tx.update('runs', { id: run.id, fleetId: null }, { fleetId: fleet.id });
-      }
+      await commitAssignment(tx, item, run, fleet, {
+        instanceId: instance.id,
+        provisioningData: data,
+        offer,
+      });
 
       return true;
     }).catch((error: unknown) => {
