@@ -10,6 +10,8 @@ import type {
   LogStream,
 } from '../ports/log-store.js';
 import { parseWireTime, toWireTime } from '../util/time.js';
+import { linesForward } from './file-lines.js';
+import type { FileLine } from './file-lines.js';
 
 export interface FileLogStoreOptions {
   /** Logs go to `<serverDir>/projects/<project>/logs/<run>/<submission>/<producer>.log`. */
@@ -20,12 +22,6 @@ export interface FileLogStoreOptions {
 
 const chunkBytes = 256 * 1024;
 const timestampField = /^\{\s*"timestamp"\s*:\s*"([^"]+)"/;
-
-/** A line of a log file and where it starts. */
-interface Line {
-  text: string;
-  offset: number;
-}
 
 /**
  * The default LogStore: JSON lines in the original's files, for a single replica. Ascending
@@ -163,7 +159,7 @@ async function pollDescending(
   endOffset: number | null,
 ): Promise<LogPage> {
   const { size } = await handle.stat();
-  const candidates: Line[] = [];
+  const candidates: FileLine[] = [];
   const events: LogEvent[] = [];
 
   for await (const line of linesBackward(handle, Math.min(endOffset ?? size, size))) {
@@ -282,45 +278,8 @@ function parseEvent(text: string, timestamp: number): LogEvent | null {
   }
 }
 
-/** Whole lines from `start` on; a last line without its newline is still being written. */
-async function* linesForward(
-  handle: FileHandle,
-  start: number,
-  size: number,
-): AsyncGenerator<Line> {
-  let carry: Buffer = Buffer.alloc(0);
-  let carryOffset = start;
-  let position = start;
-
-  while (position < size) {
-    const length = Math.min(chunkBytes, size - position);
-    const chunk = Buffer.alloc(length);
-    const { bytesRead } = await handle.read(chunk, 0, length, position);
-
-    if (bytesRead === 0) {
-      return;
-    }
-
-    position += bytesRead;
-    const data = carry.length > 0
-      ? Buffer.concat([carry, chunk.subarray(0, bytesRead)])
-      : chunk.subarray(0, bytesRead);
-    let lineStart = 0;
-    let newline = data.indexOf(10);
-
-    while (newline !== -1) {
-      yield { text: data.toString('utf8', lineStart, newline), offset: carryOffset + lineStart };
-      lineStart = newline + 1;
-      newline = data.indexOf(10, lineStart);
-    }
-
-    carry = Buffer.from(data.subarray(lineStart));
-    carryOffset += lineStart;
-  }
-}
-
 /** Whole lines that end before `end`, last first. */
-async function* linesBackward(handle: FileHandle, end: number): AsyncGenerator<Line> {
+async function* linesBackward(handle: FileHandle, end: number): AsyncGenerator<FileLine> {
   let carry: Buffer = Buffer.alloc(0);
   let position = end;
 

@@ -1,5 +1,6 @@
 import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
+import { linesForward } from '../../logs/file-lines.js';
 
 /** One line of a local job's `events.jsonl`, as the runner writes it. */
 export interface RunnerEvent {
@@ -17,7 +18,6 @@ export interface EventsPage {
   hasMore: boolean;
 }
 
-const chunkBytes = 256 * 1024;
 const probeBytes = 4096;
 const linearScanBytes = 64 * 1024;
 const timestampPrefix = /^\{"t":(\d+)/;
@@ -65,53 +65,28 @@ async function readPage(
   limit: number,
 ): Promise<EventsPage> {
   const events: RunnerEvent[] = [];
-  let offset = start;
-  let carry: Buffer = Buffer.alloc(0);
   let endOffset = start;
-  let position = start;
 
-  while (position < size) {
-    const length = Math.min(chunkBytes, size - position);
-    const chunk = Buffer.alloc(length);
-    const { bytesRead } = await handle.read(chunk, 0, length, position);
+  for await (const line of linesForward(handle, start, size)) {
+    const event = parseLine(line.text);
 
-    if (bytesRead === 0) {
-      break;
-    }
-
-    position += bytesRead;
-    const data: Buffer = carry.length > 0
-      ? Buffer.concat([carry, chunk.subarray(0, bytesRead)])
-      : chunk.subarray(0, bytesRead);
-    let lineStart = 0;
-    let newline = data.indexOf(10, lineStart);
-
-    while (newline !== -1) {
-      const event = parseLine(data.subarray(lineStart, newline));
-
-      if (event !== null && event.t > cursor) {
-        if (events.length === limit) {
-          return { events, endOffset, hasMore: true };
-        }
-
-        events.push(event);
+    if (event !== null && event.t > cursor) {
+      if (events.length === limit) {
+        return { events, endOffset, hasMore: true };
       }
 
-      offset += newline + 1 - lineStart;
-      endOffset = offset;
-      lineStart = newline + 1;
-      newline = data.indexOf(10, lineStart);
+      events.push(event);
     }
 
-    carry = Buffer.from(data.subarray(lineStart));
+    endOffset = line.end;
   }
 
   return { events, endOffset, hasMore: false };
 }
 
-function parseLine(line: Buffer): RunnerEvent | null {
+function parseLine(line: string): RunnerEvent | null {
   try {
-    const value = JSON.parse(line.toString('utf8')) as RunnerEvent;
+    const value = JSON.parse(line) as RunnerEvent;
     return typeof value.t === 'number' && typeof value.m === 'string' ? value : null;
   } catch {
     return null;
