@@ -9,6 +9,7 @@ import {
   createRemoteLogStore,
   LogTokenError,
   logStreamKey,
+  remoteReadRetry,
   retryWithBackoff,
   ServerClientError,
   silentLogger,
@@ -40,11 +41,7 @@ export async function createCloudWatchLogStore(
   // Names known to exist, least recently used first; bounded, unlike the original's.
   const knownStreams = new Set<string>();
   const maxKnownStreams = options.maxKnownStreams ?? 10_000;
-  const readRetry = {
-    ...options.retry,
-    maxAttempts: options.maxReadAttempts ?? 4,
-    isRetryable: isRetryableAwsError,
-  };
+  const readRetry = remoteReadRetry(options, 4, isRetryableAwsError);
 
   await checkGroup();
 

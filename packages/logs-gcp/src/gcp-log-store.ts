@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import {
   createRemoteLogStore,
   LogTokenError,
+  remoteReadRetry,
   retryWithBackoff,
   ServerClientError,
   silentLogger,
@@ -49,11 +50,7 @@ export async function createGcpLogStore(options: GcpLogStoreOptions): Promise<Bu
   // Entries with equal timestamps sort by insert id; these keep the order they were written.
   const insertIdPrefix = `${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
   let insertCount = 0;
-  const readRetry = {
-    ...options.retry,
-    maxAttempts: options.maxReadAttempts ?? 3,
-    isRetryable: isRetryableGcpError,
-  };
+  const readRetry = remoteReadRetry(options, 3, isRetryableGcpError);
 
   await checkAccess();
 

@@ -1,6 +1,6 @@
 import type { LogPage, LogPollRequest, LogStream } from '../ports/log-store.js';
 import type { Logger } from '../ports/logger.js';
-import type { BackoffOptions } from './backoff.js';
+import type { BackoffOptions, RetryCallOptions } from './backoff.js';
 import { createBatchingLogWriter } from './batching-log-writer.js';
 import type {
   BatchingLogWriterOptions,
@@ -22,6 +22,8 @@ export interface RemoteLogStoreOptions {
     | 'shutdownTimeoutMillis'
   >;
   retry?: BackoffOptions;
+  /** Tries of a read or the start-up check; each store has its own default. */
+  maxReadAttempts?: number;
 }
 
 /** What a remote store brings to createRemoteLogStore: how it sends, polls and is bounded. */
@@ -55,5 +57,18 @@ export function createRemoteLogStore(
     flush: () => writer.flush(),
     close: () => writer.close(),
     metrics: () => writer.metrics(),
+  };
+}
+
+/** How a remote store retries a read or its start-up check: its backoff, its read attempts. */
+export function remoteReadRetry(
+  options: RemoteLogStoreOptions,
+  defaultAttempts: number,
+  isRetryable: (error: unknown) => boolean,
+): RetryCallOptions {
+  return {
+    ...options.retry,
+    maxAttempts: options.maxReadAttempts ?? defaultAttempts,
+    isRetryable,
   };
 }
