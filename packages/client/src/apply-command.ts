@@ -2,7 +2,8 @@ import { resolve } from 'node:path';
 import { createClient } from './client.js';
 import { followRun } from './follow-run.js';
 
-export const applyUsage = `usage: dstack-apply FILE [--url URL] [--token TOKEN] [--project NAME] [--detach]
+export const applyUsage = `usage: dstack-apply FILE [--url URL] [--token TOKEN] [--project NAME]
+                    [--detach]
 
 Applies a run or fleet configuration (.dstack.yml) to a dstack server, prints the run's
 logs as they come and exits with the job's exit status.
@@ -89,7 +90,11 @@ export async function runApplyCommand(
     return 2;
   }
 
-  const client = createClient({ url: parsed.url, token: parsed.token, projectName: parsed.project });
+  const client = createClient({
+    url: parsed.url,
+    token: parsed.token,
+    projectName: parsed.project,
+  });
 
   try {
     const applied = await client.apply(resolve(io.cwd, parsed.file));

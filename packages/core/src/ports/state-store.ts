@@ -59,7 +59,10 @@ export interface StateAccess {
   count<T extends TableName>(table: T, where?: Where<TableRows[T]>): Promise<number>;
 
   /** Adds rows; a duplicate primary key throws and adds none of them. */
-  insert<T extends TableName>(table: T, rows: TableRows[T] | readonly TableRows[T][]): Promise<void>;
+  insert<T extends TableName>(
+    table: T,
+    rows: TableRows[T] | readonly TableRows[T][],
+  ): Promise<void>;
 
   /**
    * Sets the given columns on every matching row and returns how many rows changed. Guarded
@@ -122,7 +125,11 @@ export interface StateStore extends StateAccess {
    * Extends leases that are still held (same token) to `expiresAt` and returns the ids that
    * were extended; a lease taken over by another worker is not extended.
    */
-  renewLeases(table: LeasedTableName, leases: readonly Lease[], expiresAt: number): Promise<string[]>;
+  renewLeases(
+    table: LeasedTableName,
+    leases: readonly Lease[],
+    expiresAt: number,
+  ): Promise<string[]>;
 
   /**
    * Runs `work` while holding the named lock, shared by every replica on the same database.

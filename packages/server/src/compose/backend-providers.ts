@@ -1,5 +1,11 @@
 import { createLocalBackendProvider } from '@dstack/core';
-import type { BackendProvider, Cipher, JobProvisioningData, Logger, StateStore } from '@dstack/core';
+import type {
+  BackendProvider,
+  Cipher,
+  JobProvisioningData,
+  Logger,
+  StateStore,
+} from '@dstack/core';
 import { createInstanceKeyResolver, createSshBackendProvider } from '@dstack/ssh';
 import type { SshHostKeys } from '@dstack/ssh';
 import { loadBackendPlugins } from './plugins.js';
