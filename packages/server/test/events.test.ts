@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { eventTarget, recordEvent } from '@dstack/core';
+import { eventTarget, newId, recordEvent } from '@dstack/core';
+import { createFakeBackend } from '@dstack/core/testing';
 import type { DstackServer } from '../src/index.js';
 import { addUser, createTestServer, post } from './helpers.js';
 
@@ -255,5 +256,63 @@ describe('events/list', () => {
       within_runs: [crypto.randomUUID()],
     });
     expect(twoWithin.json().detail[0].msg).toContain('At most one within_* filter');
+  });
+});
+
+describe('events of runs and fleets', () => {
+  it('records fleets created and deleted, runs submitted, stopped and deleted', async () => {
+    await server.close();
+    const backend = createFakeBackend();
+    server = await createTestServer({ providers: [backend.provider] });
+    server.ctx.now = () => (clock += 1000);
+    const main = await projectId('main');
+    await server.ctx.store.insert('backends', {
+      id: newId(), projectId: main, type: 'fake', config: {}, auth: null,
+      sourceConfig: {}, sourceAuth: null,
+    });
+    const token = server.adminToken;
+
+    const fleet = await post(server, '/api/project/main/fleets/apply', token, {
+      plan: { spec: { configuration: { type: 'fleet', name: 'fl', nodes: '0..1' } } },
+      force: false,
+    });
+    expect(fleet.statusCode, fleet.body).toBe(200);
+    const run = await post(server, '/api/project/main/runs/apply', token, {
+      plan: {
+        run_spec: {
+          run_name: 'ev-run',
+          configuration: { type: 'task', commands: ['true'] },
+          ssh_key_pub: 'ssh-rsa AAAA test',
+        },
+        current_resource: null,
+      },
+      force: false,
+    });
+    expect(run.statusCode, run.body).toBe(200);
+    const runId = (run.json() as { id: string }).id;
+    const stopped = await post(server, '/api/project/main/runs/stop', token,
+      { runs_names: ['ev-run'], abort: false });
+    expect(stopped.statusCode, stopped.body).toBe(200);
+    // No scheduler runs here, so the run is finished by hand before it can be deleted.
+    await server.ctx.store.update('runs', { id: runId }, { status: 'terminated' });
+    const deleted = await post(server, '/api/project/main/runs/delete', token,
+      { runs_names: ['ev-run'] });
+    expect(deleted.statusCode, deleted.body).toBe(200);
+    await post(server, '/api/project/main/fleets/delete', token, { names: ['fl'] });
+
+    const all = await listed(token, { within_projects: [main], ascending: true });
+    const adminId = await userId('admin');
+    expect(all.filter((event) => event.targets[0]!.type !== 'project')
+      .map((event) => [event.message, event.actor_user_id, event.targets[0]!.type,
+        event.targets[0]!.name])).toEqual([
+      ['Fleet created', adminId, 'fleet', 'fl'],
+      ['Run submitted', adminId, 'run', 'ev-run'],
+      ['Run stopped', adminId, 'run', 'ev-run'],
+      ['Run deleted', adminId, 'run', 'ev-run'],
+      ['Fleet deleted', adminId, 'fleet', 'fl'],
+    ]);
+
+    const runOnly = await listed(token, { target_runs: [runId] });
+    expect(runOnly).toHaveLength(3);
   });
 });

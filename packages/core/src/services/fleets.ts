@@ -15,6 +15,7 @@ import {
   isSshFleet,
   newInstanceRecord,
 } from './fleet-records.js';
+import { eventTarget, recordEvent } from './events.js';
 import { collectOffers, projectBackends } from './offers.js';
 import { resourceNamePattern } from './run-names.js';
 
@@ -367,6 +368,7 @@ export async function applyFleetPlan(
         };
 
         await tx.insert('fleets', record);
+        await recordEvent(ctx, tx, 'Fleet created', actor.user, [eventTarget.fleet(record)]);
 
         if (isSshFleet(spec)) {
           await addSshInstances(ctx, tx, record, hosts, [], now);
@@ -541,6 +543,7 @@ export async function deleteFleets(
   ctx: CoreContext,
   project: ProjectRecord,
   names: readonly string[],
+  actor: Pick<UserRecord, 'id'> | null = null,
 ): Promise<void> {
   await ctx.store.transaction(async (tx) => {
     const now = ctx.now();
@@ -562,6 +565,7 @@ export async function deleteFleets(
 
       await terminateInstances(tx, await fleetInstances(tx, fleet.id), 'terminated_by_user', now);
       await tx.update('fleets', { id: fleet.id }, { status: 'terminating', lastProcessedAt: now });
+      await recordEvent(ctx, tx, 'Fleet deleted', actor, [eventTarget.fleet(fleet)]);
     }
   });
 

@@ -13,6 +13,7 @@ import type { StateAccess } from '../ports/state-store.js';
 import type { FleetRecord, JobRecord, ProjectRecord, RunRecord, UserRecord } from '../records.js';
 import { newId } from '../util/ids.js';
 import type { FleetSpec } from '../domain/fleet.js';
+import { eventTarget, recordEvent } from './events.js';
 import { fleetBackendTypes, fleetRequirements } from './fleets.js';
 import { buildJobSpecs, runProfileParams, replicasOf } from './jobs.js';
 import {
@@ -424,6 +425,7 @@ export async function applyRunPlan(
         'jobs',
         runJobSpecs(storedSpec, runName).map((jobSpec) => newJobRecord(record, jobSpec, 0, now)),
       );
+      await recordEvent(ctx, tx, 'Run submitted', actor.user, [eventTarget.run(record)]);
       return record;
     }),
   );
@@ -581,6 +583,7 @@ export async function stopRuns(
   project: ProjectRecord,
   runNames: readonly string[],
   abort: boolean,
+  actor: Pick<UserRecord, 'id'> | null = null,
 ): Promise<void> {
   await ctx.store.transaction(async (tx) => {
     const now = ctx.now();
@@ -597,6 +600,8 @@ export async function stopRuns(
         { id: run.id },
         { status: 'terminating', terminationReason: abort ? 'aborted_by_user' : 'stopped_by_user' },
       );
+      await recordEvent(ctx, tx, abort ? 'Run aborted' : 'Run stopped', actor,
+        [eventTarget.run(run)]);
     }
   });
 
@@ -608,6 +613,7 @@ export async function deleteRuns(
   ctx: CoreContext,
   project: ProjectRecord,
   runNames: readonly string[],
+  actor: Pick<UserRecord, 'id'> | null = null,
 ): Promise<void> {
   await ctx.store.transaction(async (tx) => {
     const runs = await tx.find('runs', {
@@ -623,6 +629,7 @@ export async function deleteRuns(
 
     for (const run of runs) {
       await tx.update('runs', { id: run.id }, { deleted: true });
+      await recordEvent(ctx, tx, 'Run deleted', actor, [eventTarget.run(run)]);
     }
   });
 }

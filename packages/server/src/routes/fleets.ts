@@ -221,7 +221,7 @@ export function registerFleetsRoutes(app: FastifyInstance, deps: RouteDeps): voi
     const body = parseBody<{ names: string[] }>(request, deleteSchema);
 
     await checkSshDelete(ctx, scope, body.names);
-    await deleteFleets(ctx, scope.project, body.names);
+    await deleteFleets(ctx, scope.project, body.names, scope.user);
     return null;
   });
 

@@ -282,18 +282,18 @@ export function registerRunsRoutes(app: FastifyInstance, deps: RouteDeps): void 
   });
 
   app.post('/api/project/:project_name/runs/stop', async (request) => {
-    const { project } = await requireProject(request, 'member');
+    const { project, user } = await requireProject(request, 'member');
     const body = parseBody<{ runs_names: string[]; abort: boolean }>(request, stopSchema);
 
-    await stopRuns(ctx, project, body.runs_names, body.abort);
+    await stopRuns(ctx, project, body.runs_names, body.abort, user);
     return null;
   });
 
   app.post('/api/project/:project_name/runs/delete', async (request) => {
-    const { project } = await requireProject(request, 'member');
+    const { project, user } = await requireProject(request, 'member');
     const body = parseBody<{ runs_names: string[] }>(request, deleteSchema);
 
-    await deleteRuns(ctx, project, body.runs_names);
+    await deleteRuns(ctx, project, body.runs_names, user);
     return null;
   });
 }
