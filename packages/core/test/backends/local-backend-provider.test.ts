@@ -15,6 +15,11 @@ import type {
 } from '@dstack/core';
 import { contractRequirements, runBackendProviderContract } from '@dstack/core/testing';
 
+// How far a burst's last stamp may run past the job's end. Stamping one millisecond per line
+// ran 40 to 50 s ahead on these jobs; the bound leaves room for a machine busy with other
+// work, where the reader lags behind the pipe.
+const maxLeadMillis = 5000;
+
 const settings = { projectName: 'main', config: { type: 'local' }, creds: null };
 const contractDirs: string[] = [];
 
@@ -418,7 +423,7 @@ describe('local backend jobs', () => {
         join(serverDir, 'local', 'jobs', spec.jobSubmissionId, 'state.json'),
         'utf8',
       )) as { finishedAt: number };
-      expect(jobLogs.at(-1)!.timestamp - finishedAt).toBeLessThan(500);
+      expect(jobLogs.at(-1)!.timestamp - finishedAt).toBeLessThan(maxLeadMillis);
     }, 90_000);
 
   it('keeps both streams whole and close to the clock when they alternate quickly', async () => {
@@ -448,7 +453,7 @@ describe('local backend jobs', () => {
       join(serverDir, 'local', 'jobs', spec.jobSubmissionId, 'state.json'),
       'utf8',
     )) as { finishedAt: number };
-    expect(jobLogs.at(-1)!.timestamp - finishedAt).toBeLessThan(1500);
+    expect(jobLogs.at(-1)!.timestamp - finishedAt).toBeLessThan(maxLeadMillis);
   }, 90_000);
 
   it('hands out a partial line after a short delay while the job still runs', async () => {
