@@ -117,9 +117,31 @@ export function startPipeline<T extends LeasedTableName>(
       wakeUp = done;
     });
 
+  /**
+   * Ends a lease with `patch`, naming this pipeline the row's owner so the row waits out its
+   * interval, unless a nudge cleared the owner during the lease: then the row stays due at once.
+   */
+  const endLease = async (
+    where: Where<TableRows[T]>,
+    patch: Partial<TableRows[T]>,
+    access: StateAccess,
+  ): Promise<number> => {
+    const owned = { ...where, lockOwner: definition.name } as Where<TableRows[T]>;
+    const changed = await access.update(definition.table, owned, patch);
+
+    if (changed > 0) {
+      return changed;
+    }
+
+    const { lockOwner: _owner, ...keepMark } = patch as Partial<TableRows[T]> & {
+      lockOwner?: unknown;
+    };
+    const nudged = { ...where, lockOwner: null } as Where<TableRows[T]>;
+    return access.update(definition.table, nudged, keepMark as Partial<TableRows[T]>);
+  };
+
   const release = async (id: string, token: string): Promise<void> => {
     const where = { id, lockToken: token } as Where<TableRows[T]>;
-    // The owner stays: a row this pipeline has seen waits out its interval before the next pass.
     const patch = {
       lockToken: null,
       lockOwner: definition.name,
@@ -127,7 +149,7 @@ export function startPipeline<T extends LeasedTableName>(
       lastProcessedAt: now(),
     } as Partial<TableRows[T]>;
 
-    await store.update(definition.table, where, patch);
+    await endLease(where, patch, store);
   };
 
   const handle = async (row: TableRows[T], token: string): Promise<void> => {
@@ -146,7 +168,9 @@ export function startPipeline<T extends LeasedTableName>(
           lockOwner: moved ? null : definition.name,
           lockExpiresAt: null,
         } as Partial<TableRows[T]>;
-        const changed = await (tx ?? store).update(definition.table, where, full);
+        const changed = moved
+          ? await (tx ?? store).update(definition.table, where, full)
+          : await endLease(where, full, tx ?? store);
 
         committed = changed > 0;
 

@@ -1,5 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createMemoryStateStore, newId, silentLogger, startPipeline } from '@dstack/core';
+import {
+  createMemoryStateStore, dueByStatus, newId, nudge, silentLogger, startPipeline,
+} from '@dstack/core';
+import type { StateStore } from '@dstack/core';
 import type { Harness } from './jobs-harness.js';
 import { createHarness, runReaches } from './jobs-harness.js';
 
@@ -197,6 +200,68 @@ describe('claim guarding', () => {
 
     expect(passes).toBeGreaterThan(3);
     expect(maxInside).toBe(1);
+    await store.close();
+  });
+
+  // A job that changes while its run is being processed nudges the run; the pass under way
+  // must not bury that nudge under its own interval, or the run waits the whole interval.
+  async function passesAfterNudgeDuringLease(
+    store: StateStore,
+    onFirstPass: 'commit' | 'throw',
+  ): Promise<number> {
+    const id = newId();
+    await store.insert('fleets', {
+      id, projectId: 'p', name: 'f', createdAt: 0, lastProcessedAt: 0, deleted: false,
+      deletedAt: null, status: 'active', statusMessage: null, spec: {}, consolidationAttempt: 0,
+      lockToken: null, lockOwner: null, lockExpiresAt: null,
+    });
+    let passes = 0;
+    const pipeline = startPipeline(
+      { store, logger: silentLogger, now: Date.now },
+      {
+        name: 'TestPipeline',
+        table: 'fleets',
+        due: (now) => dueByStatus(now, [[['active'], 60_000]]),
+        async process(item) {
+          passes += 1;
+
+          if (passes > 1) {
+            await item.commit({});
+            return;
+          }
+
+          await nudge(store, 'fleets', id);
+
+          if (onFirstPass === 'throw') {
+            throw new Error('pass failed');
+          }
+
+          await item.commit({});
+        },
+      },
+      { workers: 1, leaseMillis: 5000, maxIdleMillis: 5 },
+    );
+
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    await pipeline.stop();
+    const row = await store.get('fleets', id);
+
+    expect(row!.lockOwner).toBe('TestPipeline');
+    expect(row!.lockToken).toBeNull();
+    return passes;
+  }
+
+  it('takes a row nudged during its pass again at once after the commit', async () => {
+    const store = createMemoryStateStore();
+
+    expect(await passesAfterNudgeDuringLease(store, 'commit')).toBe(2);
+    await store.close();
+  });
+
+  it('takes a row nudged during a failed pass again at once after the release', async () => {
+    const store = createMemoryStateStore();
+
+    expect(await passesAfterNudgeDuringLease(store, 'throw')).toBe(2);
     await store.close();
   });
 });
