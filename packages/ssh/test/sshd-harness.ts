@@ -1,11 +1,10 @@
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { utils } from 'ssh2';
 
 /** A key pair in OpenSSH format. */
 export interface KeyPair {
@@ -14,9 +13,20 @@ export interface KeyPair {
 }
 
 export function generateKeyPair(comment: string): KeyPair {
-  const pair = utils.generateKeyPairSync('ed25519', { comment });
+  // ssh-keygen rather than ssh2's generator: about one ed25519 key in 256 from the latter
+  // loses a leading zero byte of its public half, and ssh2 then refuses to parse the key.
+  const dir = mkdtempSync(join(tmpdir(), 'dstack-key-'));
+  const path = join(dir, 'id_ed25519');
 
-  return { privateKey: pair.private, publicKey: pair.public };
+  try {
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', path]);
+    return {
+      privateKey: readFileSync(path, 'utf8'),
+      publicKey: readFileSync(`${path}.pub`, 'utf8').trim(),
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** A real sshd on a loopback address, with its own host key, config and home directory. */
