@@ -6,6 +6,7 @@ export * from './instance.js';
 export * from './fleet.js';
 export * from './job.js';
 export * from './run.js';
+export * from './cron-schedule.js';
 export type * from './repo.js';
 export type * from './gpu.js';
 export type * from './event.js';
