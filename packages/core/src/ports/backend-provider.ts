@@ -29,6 +29,40 @@ export interface TerminateInstanceRequest extends BackendSettings {
   provisioningData: JobProvisioningData;
 }
 
+/** A repo given as a tar archive of its files (`repo_type: local`). */
+export interface AgentArchiveRepo {
+  kind: 'archive';
+  /** Where the repo lands, relative to the job's own directory; `.` is that directory. */
+  path: string;
+  /** An uncompressed tar archive; empty means no files. */
+  archive: Uint8Array;
+}
+
+/** A git repo to clone at a commit, with the client's uncommitted changes (`remote`). */
+export interface AgentGitRepo {
+  kind: 'git';
+  /** Where the repo lands, relative to the job's own directory; `.` is that directory. */
+  path: string;
+  cloneUrl: string;
+  /** The branch to clone; null = the remote's default branch. */
+  branch: string | null;
+  /** The commit to check out; null = the head of the branch. */
+  hash: string | null;
+  /** A `git diff --binary` applied after the checkout; empty means no changes. */
+  diff: Uint8Array;
+  /** Decrypted credentials for the clone; the agent never logs them nor leaves them behind. */
+  privateKey: string | null;
+  oauthToken: string | null;
+  /** `user.name` and `user.email` set in the clone's git config when not null. */
+  configName: string | null;
+  configEmail: string | null;
+  /** Clones only the branch. */
+  singleBranch: boolean;
+}
+
+/** The code a job starts with. */
+export type AgentRepo = AgentArchiveRepo | AgentGitRepo;
+
 /** What to run: the agent gets everything already resolved (env interpolated, secrets in). */
 export interface AgentJob {
   jobSubmissionId: string;
@@ -44,6 +78,16 @@ export interface AgentJob {
   workingDir: string | null;
   /** The agent ends the job as `max_duration_exceeded` after this long; null = no limit. */
   maxDurationSeconds: number | null;
+  /**
+   * The repo to check out before the commands start; null or absent for runs without code
+   * (a virtual repo), which start in an empty directory. An agent that supports repos puts
+   * it at `repo.path` inside the job's own directory, never writing outside that directory
+   * (an absolute or `..` archive entry fails the job), and sets `DSTACK_REPO_DIR` and
+   * `DSTACK_WORKING_DIR` to the absolute paths. A checkout that fails ends the job as
+   * `failed`, `container_exited_with_error`, with a message that starts
+   * `Failed to set up the repo`. An agent that ignores the field runs the job without code.
+   */
+  repo?: AgentRepo | null;
 }
 
 /** The agent's view of a job, as of one pull. */

@@ -4,6 +4,7 @@ import type { RunSpec } from '../domain/run.js';
 import type { AgentJob, AgentJobState } from '../ports/backend-provider.js';
 import type { JobRecord, RunRecord } from '../records.js';
 import { commandLinesOf, dstackEnv } from '../services/jobs.js';
+import { jobRepoOf } from '../services/repos-checkout.js';
 import { interpolateJobSecrets } from '../services/secret-interpolation.js';
 import { getProjectSecrets } from '../services/secrets.js';
 import { drainAgent } from './job-logs.js';
@@ -75,6 +76,7 @@ async function agentJobOf(
   const secrets = await getProjectSecrets(rt.ctx, run.projectId);
   const { env } = interpolateJobSecrets({ env: spec.env }, secrets);
   const shell = runSpec.configuration.shell;
+  const repo = await jobRepoOf(rt.ctx, run, spec);
 
   return {
     jobSubmissionId: job.id,
@@ -96,6 +98,7 @@ async function agentJobOf(
     },
     workingDir: spec.working_dir,
     maxDurationSeconds: spec.max_duration,
+    repo,
   };
 }
 
@@ -147,6 +150,8 @@ async function startJob(rt: SchedulerRuntime, item: JobItem, run: RunRecord): Pr
   try {
     agentJob = await agentJobOf(rt, job, run, project.name, nodes);
   } catch (error) {
+    ctx.logger.warn({ runName: job.runName, jobId: job.id, err: errorText(error) },
+      'cannot prepare the job');
     await terminate(item, 'terminated_by_server', errorText(error));
     return;
   }

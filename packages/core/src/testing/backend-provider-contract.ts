@@ -1,4 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resourcesMismatch } from '../backends/resources-match.js';
 import type {
@@ -14,6 +19,7 @@ import type {
   InstanceAgent,
 } from '../ports/backend-provider.js';
 import type { LogEvent } from '../ports/log-store.js';
+import { createGitRepoFixture, createTarArchive, gitAvailable } from './repo-fixtures.js';
 
 /** How the suite drives a provider; every field has a default that suits a small machine. */
 export interface BackendProviderContractOptions {
@@ -27,6 +33,11 @@ export interface BackendProviderContractOptions {
   jobTimeoutMillis?: number;
   /** Called after the suite, e.g. to remove a temporary directory. */
   cleanup?: () => Promise<void>;
+  /**
+   * The agent checks out `AgentJob.repo` (archives, and git repos when `git` runs here);
+   * off by default, for backends that leave repos to a later version.
+   */
+  repos?: boolean;
 }
 
 /** Requirements with every bound open but the CPU count. */
@@ -293,6 +304,150 @@ export function runBackendProviderContract(
       const messages = [...first.jobLogs, ...rest.jobLogs].map((event) => event.message);
       expect(messages).toEqual(['first\n', 'second\n', 'third\n']);
       expect(rest.state).toMatchObject({ status: 'done', exitStatus: 0 });
+    });
+
+    describe.runIf(options.repos === true)('repos', () => {
+      let fixtureDir: string;
+
+      beforeAll(async () => {
+        fixtureDir = await mkdtemp(join(tmpdir(), 'contract-repo-'));
+      });
+
+      afterAll(async () => {
+        await rm(fixtureDir, { recursive: true, force: true });
+      });
+
+      it('extracts an archive repo into the job directory, the default working dir',
+        async () => {
+          const archive = createTarArchive([
+            { name: 'train.py', content: 'print("train")\n' },
+            { name: 'src/', type: 'dir' },
+            { name: 'src/data/config.yml', content: 'lr: 0.1\n' },
+            { name: 'run.sh', content: 'echo run\n', mode: 0o755 },
+          ]);
+          const spec = job(
+            ['cat train.py src/data/config.yml', './run.sh',
+              'test "$DSTACK_REPO_DIR" = "$(pwd)" && echo "repo dir is the working dir"'],
+            { repo: { kind: 'archive', path: '.', archive } },
+          );
+          await agent.submit(spec);
+
+          const result = await untilFinished(agent, spec.jobSubmissionId, jobTimeoutMillis);
+
+          expect(result.state).toMatchObject({ status: 'done', exitStatus: 0 });
+          expect(result.jobLogs.map((event) => event.message).join('')).toBe(
+            'print("train")\nlr: 0.1\nrun\nrepo dir is the working dir\n',
+          );
+        });
+
+      it('starts a relative working_dir inside the repo', async () => {
+        const archive = createTarArchive([{ name: 'app/main.txt', content: 'main\n' }]);
+        const spec = job(['cat main.txt', 'test "$DSTACK_WORKING_DIR" = "$(pwd)" && echo ok'], {
+          workingDir: 'app',
+          repo: { kind: 'archive', path: '.', archive },
+        });
+        await agent.submit(spec);
+
+        const result = await untilFinished(agent, spec.jobSubmissionId, jobTimeoutMillis);
+
+        expect(result.state).toMatchObject({ status: 'done', exitStatus: 0 });
+        expect(result.jobLogs.map((event) => event.message).join('')).toBe('main\nok\n');
+      });
+
+      for (const label of ['an absolute', 'a ..'] as const) {
+        it(`fails the job on ${label} archive entry, writing nothing outside`, async () => {
+          const outside = join(fixtureDir, `contract-escape-${randomUUID()}`);
+          const name = label === 'a ..' ? '../contract-escape' : outside;
+          const archive = createTarArchive([
+            { name: 'ok.txt', content: 'ok\n' },
+            { name, content: 'escaped\n' },
+          ]);
+          const spec = job(['echo never'], { repo: { kind: 'archive', path: '.', archive } });
+          await agent.submit(spec);
+
+          const result = await untilFinished(agent, spec.jobSubmissionId, jobTimeoutMillis);
+
+          expect(result.state).toMatchObject({
+            status: 'failed',
+            terminationReason: 'container_exited_with_error',
+          });
+          expect(result.state?.message).toMatch(/^Failed to set up the repo \(.*contract-escape/);
+          expect(result.jobLogs).toEqual([]);
+          expect(existsSync(outside)).toBe(false);
+        });
+      }
+
+      it('fails the job on an archive that writes through a link it made', async () => {
+        const archive = createTarArchive([
+          { name: 'up', type: 'symlink', linkName: '..' },
+          { name: 'up/contract-through-link.txt', content: 'escaped\n' },
+        ]);
+        const spec = job(['echo never'], { repo: { kind: 'archive', path: '.', archive } });
+        await agent.submit(spec);
+
+        const result = await untilFinished(agent, spec.jobSubmissionId, jobTimeoutMillis);
+
+        expect(result.state?.status).toBe('failed');
+        expect(result.state?.message).toContain('Failed to set up the repo');
+      });
+
+      const withGit = it.runIf(gitAvailable());
+
+      withGit('clones a git repo at the commit and applies the diff', async () => {
+        const fixture = await createGitRepoFixture(join(fixtureDir, 'git'), {
+          'train.py': 'print("v1")\n',
+          'lib/util.py': 'X = 1\n',
+        }, {
+          'train.py': 'print("v2 patched")\n',
+          'notes/new.txt': 'untracked\n',
+        });
+        const spec = job(['cat train.py lib/util.py notes/new.txt', 'git rev-parse HEAD',
+          'git config user.name'], {
+          repo: {
+            kind: 'git',
+            path: '.',
+            cloneUrl: fixture.cloneUrl,
+            branch: fixture.branch,
+            hash: fixture.hash,
+            diff: fixture.diff,
+            privateKey: null,
+            oauthToken: null,
+            configName: 'Contract User',
+            configEmail: 'contract@example.com',
+            singleBranch: false,
+          },
+        });
+        await agent.submit(spec);
+
+        const result = await untilFinished(agent, spec.jobSubmissionId, jobTimeoutMillis);
+
+        expect(result.state).toMatchObject({ status: 'done', exitStatus: 0 });
+        expect(result.jobLogs.map((event) => event.message).join('')).toBe(
+          `print("v2 patched")\nX = 1\nuntracked\n${fixture.hash}\nContract User\n`,
+        );
+      });
+
+      withGit('fails the job when the clone fails, saying why', async () => {
+        const missing = pathToFileURL(join(fixtureDir, 'missing.git')).href;
+        const spec = job(['echo never'], {
+          repo: {
+            kind: 'git', path: '.', cloneUrl: missing, branch: null, hash: null,
+            diff: new Uint8Array(), privateKey: null, oauthToken: 'contract-secret-token',
+            configName: null, configEmail: null, singleBranch: false,
+          },
+        });
+        await agent.submit(spec);
+
+        const result = await untilFinished(agent, spec.jobSubmissionId, jobTimeoutMillis);
+        const logs = [...result.jobLogs, ...result.runnerLogs].map((event) => event.message);
+
+        expect(result.state).toMatchObject({
+          status: 'failed',
+          terminationReason: 'container_exited_with_error',
+        });
+        expect(result.state?.message).toMatch(/^Failed to set up the repo \(.*git clone/);
+        expect(`${logs.join('')} ${result.state?.message}`).not.toContain('contract-secret');
+      });
     });
 
     it('knows no job it was not given, and forgets a removed one', async () => {

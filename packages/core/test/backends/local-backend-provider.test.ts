@@ -28,6 +28,7 @@ runBackendProviderContract('local', async () => {
   contractDirs.push(dir);
   return createLocalBackendProvider({ serverDir: dir });
 }, {
+  repos: true,
   cleanup: async () => {
     for (const dir of contractDirs) {
       await rm(dir, { recursive: true, force: true });

@@ -2,10 +2,11 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { constants } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { isAbsolute, join, resolve, sep } from 'node:path';
 import type {
   AgentJob,
   AgentJobState,
+  AgentRepo,
   AgentPull,
   InstanceAgent,
 } from '../../ports/backend-provider.js';
@@ -79,10 +80,8 @@ export function createLocalAgent(options: LocalAgentOptions): InstanceAgent {
     const workDir = join(dir, 'work');
     await mkdir(workDir, { recursive: true, mode: 0o700 });
     const cwd = job.workingDir === null ? workDir : resolve(workDir, job.workingDir);
-
-    if (!isAbsolute(job.workingDir ?? '') && cwd.startsWith(workDir)) {
-      await mkdir(cwd, { recursive: true });
-    }
+    const repo = job.repo ?? null;
+    const repoDir = repo === null ? workDir : insideDir(workDir, repo.path);
 
     const spec = {
       jobSubmissionId: job.jobSubmissionId,
@@ -92,9 +91,18 @@ export function createLocalAgent(options: LocalAgentOptions): InstanceAgent {
       jobName: job.jobName,
       shell: job.shell ?? (await defaultShell()),
       script: ['set -e', ...job.commands].join('\n'),
-      env: { ...baseJobEnv(), PYTHONUNBUFFERED: '1', ...job.env },
+      env: {
+        ...baseJobEnv(),
+        PYTHONUNBUFFERED: '1',
+        ...job.env,
+        DSTACK_REPO_DIR: repoDir,
+        DSTACK_WORKING_DIR: cwd,
+      },
       cwd,
+      // After the checkout: git clones only into an empty directory.
+      createCwd: !isAbsolute(job.workingDir ?? '') && cwd.startsWith(workDir),
       maxDurationSeconds: job.maxDurationSeconds,
+      repo: repo === null ? null : runnerRepoOf(repo, repoDir),
       submittedAt: Date.now(),
     };
 
@@ -107,6 +115,10 @@ export function createLocalAgent(options: LocalAgentOptions): InstanceAgent {
       }
 
       throw error;
+    }
+
+    if (repo !== null) {
+      await writeRepoFiles(dir, repo);
     }
 
     const runner = await options.runnerPath();
@@ -267,6 +279,49 @@ export function createLocalAgent(options: LocalAgentOptions): InstanceAgent {
   }
 
   return { healthcheck, submit, pull, stop, remove };
+}
+
+/** `path` resolved inside `dir`; a path that leaves it is refused. */
+function insideDir(dir: string, path: string): string {
+  const resolved = resolve(dir, path);
+
+  if (resolved !== dir && !resolved.startsWith(dir + sep)) {
+    throw new Error(`the repo path ${path} is outside the job's directory`);
+  }
+
+  return resolved;
+}
+
+/** The repo as `job.json` gives it to the runner: no bytes and no credentials. */
+function runnerRepoOf(repo: AgentRepo, dir: string): Record<string, unknown> {
+  if (repo.kind === 'archive') {
+    return { kind: 'archive', dir, blob: repoBlobName };
+  }
+
+  return {
+    kind: 'git',
+    dir,
+    blob: repoBlobName,
+    cloneUrl: repo.cloneUrl,
+    branch: repo.branch,
+    hash: repo.hash,
+    configName: repo.configName,
+    configEmail: repo.configEmail,
+    singleBranch: repo.singleBranch,
+  };
+}
+
+const repoBlobName = 'repo.blob';
+
+// Credentials sit in a file of their own, which the runner removes before the job starts.
+async function writeRepoFiles(dir: string, repo: AgentRepo): Promise<void> {
+  const blob = repo.kind === 'archive' ? repo.archive : repo.diff;
+  await writeFile(join(dir, repoBlobName), blob, { mode: 0o600 });
+
+  if (repo.kind === 'git' && (repo.privateKey !== null || repo.oauthToken !== null)) {
+    const creds = { privateKey: repo.privateKey, oauthToken: repo.oauthToken };
+    await writeFile(join(dir, 'repo-creds.json'), JSON.stringify(creds), { mode: 0o600 });
+  }
 }
 
 function toLogEvent(event: RunnerEvent): LogEvent {

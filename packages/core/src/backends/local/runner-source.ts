@@ -1,10 +1,13 @@
+import { runnerRepoSource } from './runner-repo-source.js';
+
 /**
  * The local backend's runner: a small detached CommonJS program that runs one job and
  * records what it does in the job's directory. It ships as a string so that it runs the
  * same from sources and from `dist`; the agent writes it to disk before the first job.
  *
  * Files in the job directory (`argv[2]`):
- * - `job.json`      read: `{ shell, script, env, cwd, maxDurationSeconds }`
+ * - `job.json`      read: `{ shell, script, env, cwd, createCwd, maxDurationSeconds, repo }`
+ * - `repo.blob`, `repo-creds.json`  read and removed: the repo's code and clone credentials
  * - `job.sh`        written: the script, which the shell runs from the file
  * - `events.jsonl`  appended: `{"t":ms,"p":"job"|"runner","s":"stdout"|"stderr","m":text}`,
  *                   one event per line, `t` strictly increasing over the whole file
@@ -297,6 +300,26 @@ function failToStart(reason) {
   });
 }
 
+${runnerRepoSource}
+function failRepo(error) {
+  if (error instanceof RepoStopped) {
+    finish({
+      status: 'terminated',
+      exitStatus: null,
+      terminationReason: 'terminated_by_user',
+      message: 'the job was stopped before it started',
+    });
+    return;
+  }
+  runnerLog('repo setup failed: ' + error.message);
+  finish({
+    status: 'failed',
+    exitStatus: null,
+    terminationReason: 'container_exited_with_error',
+    message: 'Failed to set up the repo (' + error.message + ')',
+  });
+}
+
 function main() {
   let job;
   try {
@@ -313,6 +336,31 @@ function main() {
       message: 'the job was stopped before it started',
     });
     return;
+  }
+  if (job.repo) {
+    setupRepo(job.repo).then(() => startJob(job), failRepo);
+    return;
+  }
+  startJob(job);
+}
+
+function startJob(job) {
+  if (stopRequested() !== null) {
+    finish({
+      status: 'terminated',
+      exitStatus: null,
+      terminationReason: 'terminated_by_user',
+      message: 'the job was stopped before it started',
+    });
+    return;
+  }
+  if (job.createCwd) {
+    try {
+      fs.mkdirSync(job.cwd, { recursive: true });
+    } catch (error) {
+      failToStart('cannot create the working directory ' + job.cwd + ': ' + error.message);
+      return;
+    }
   }
   if (!fs.existsSync(job.cwd) || !fs.statSync(job.cwd).isDirectory()) {
     failToStart('working directory ' + job.cwd + ' does not exist');
