@@ -87,6 +87,23 @@ export async function writeHostEnv(
   await writeRemoteFileAtomic(sftp, path, JSON.stringify(env), 0o600);
 }
 
+/**
+ * Puts a job's repo code where the runner's `submit` picks it up (`incoming/<id>.blob`);
+ * a second submit of the same job discards it.
+ */
+export async function uploadRepoBlob(
+  connection: SshConnection,
+  jobSubmissionId: string,
+  blob: Uint8Array,
+  timeoutMillis: number,
+): Promise<void> {
+  const home = await remoteHome(connection, timeoutMillis);
+  const sftp = await connection.sftp();
+  const dir = `${home}/${agentDirName}/incoming`;
+  await ensureRemoteDir(sftp, dir, 0o700);
+  await writeRemoteFileAtomic(sftp, `${dir}/${jobSubmissionId}.blob`, Buffer.from(blob), 0o600);
+}
+
 /** Makes sure this server's runner is on the host, checked once per connection. */
 export function ensureRunner(connection: SshConnection, timeoutMillis: number): Promise<void> {
   let check = verified.get(connection);

@@ -8,7 +8,9 @@ import { createHash } from 'node:crypto';
  * Job directory `jobs/<id>/`: `spec.json` (what to run), `events` (append-only JSON lines
  * `{"t": ms, "s": "o"|"e"|"r", "m": text}` with strictly increasing `t`), `state.json`
  * (replaced atomically; the final state is written only after the last event), `stop`
- * (`term` or `kill`, written by `stop`), `work/` (the job's own directory).
+ * (`term` or `kill`, written by `stop`), `work/` (the job's own directory, where the repo is
+ * checked out), and until the checkout `repo.blob` (moved in from `incoming/<id>.blob`) and
+ * `repo-creds.json`.
  */
 export const runnerScript = String.raw`#!/usr/bin/env python3
 # Job runner of a dstack server on an SSH fleet host. Standard library only.
@@ -22,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 import traceback
 
@@ -184,12 +187,266 @@ def signal_group(pgid, sig):
         pass
 
 
+class RepoError(Exception):
+    pass
+
+
+class RepoStopped(Exception):
+    pass
+
+
+def safe_entry_path(name):
+    # A relative path without '.' parts; absolute paths and '..' parts are refused.
+    if name.startswith('/'):
+        raise RepoError('the archive has an absolute path: %s' % name)
+    parts = [part for part in name.split('/') if part not in ('', '.')]
+    if '..' in parts:
+        raise RepoError('the archive has a path outside the repo: %s' % name)
+    return '/'.join(parts)
+
+
+def clear_for_entry(target, is_dir):
+    try:
+        mode = os.lstat(target).st_mode
+    except FileNotFoundError:
+        return
+    if stat_is_dir(mode):
+        if not is_dir:
+            raise RepoError('the archive replaces a directory with a file: %s' % target)
+        return
+    os.unlink(target)
+
+
+def stat_is_dir(mode):
+    return (mode & 0o170000) == 0o040000
+
+
+def extract_tar(path, dest):
+    os.makedirs(dest, exist_ok=True)
+    if os.path.getsize(path) == 0:
+        return 0
+    links, files, count = set(), set(), 0
+    try:
+        tar = tarfile.open(path, 'r:')
+    except tarfile.TarError as error:
+        raise RepoError('not a tar archive: %s' % error)
+    with tar:
+        for member in tar:
+            entry = safe_entry_path(member.name)
+            if not entry:
+                continue
+            parts = entry.split('/')
+            for i in range(1, len(parts)):
+                # Writing through a link the archive made could land anywhere.
+                if '/'.join(parts[:i]) in links:
+                    raise RepoError('the archive writes through the link %s: %s'
+                                    % ('/'.join(parts[:i]), entry))
+            target = os.path.join(dest, entry)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            mode = (member.mode & 0o777) | 0o600
+            if member.isdir():
+                clear_for_entry(target, True)
+                os.makedirs(target, mode | 0o700, exist_ok=True)
+            elif member.isreg():
+                clear_for_entry(target, False)
+                flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, 'O_NOFOLLOW', 0)
+                source = tar.extractfile(member)
+                with os.fdopen(os.open(target, flags, mode), 'wb') as out:
+                    shutil.copyfileobj(source, out)
+                    os.fchmod(out.fileno(), mode)
+                files.add(entry)
+            elif member.issym():
+                clear_for_entry(target, False)
+                os.symlink(member.linkname, target)
+                links.add(entry)
+            elif member.islnk():
+                source = safe_entry_path(member.linkname)
+                if source not in files:
+                    raise RepoError('the archive links %s to a file it does not hold' % entry)
+                clear_for_entry(target, False)
+                shutil.copyfile(os.path.join(dest, source), target)
+                files.add(entry)
+            else:
+                raise RepoError('the archive has an entry of unsupported type: %s' % member.name)
+            count += 1
+    return count
+
+
+def take_repo_creds(d):
+    path = os.path.join(d, 'repo-creds.json')
+    creds = read_json(path, {})
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+    return creds
+
+
+def redactor(secrets, clone_url):
+    # Credentials must not reach a log or a job: every secret and URL password is masked.
+    hidden = [value for value in secrets if value]
+    match = re.match(r'^[a-z][a-z0-9+.-]*://[^/@:]*:([^/@]+)@', clone_url, re.I)
+    if match:
+        hidden.append(match.group(1))
+
+    def redact(text):
+        for value in hidden:
+            text = text.replace(value, '***')
+        return text
+    return redact
+
+
+def display_url(clone_url):
+    return re.sub(r'^([a-z][a-z0-9+.-]*://)[^/@]*@', r'\1', clone_url, flags=re.I)
+
+
+def stop_requested(d):
+    return os.path.exists(os.path.join(d, 'stop'))
+
+
+def run_git(d, args, cwd, env, redact):
+    try:
+        proc = subprocess.Popen(
+            ['git'] + args, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    except FileNotFoundError:
+        raise RepoError('git is not installed on this host')
+    stopped = False
+    while True:
+        try:
+            out, _ = proc.communicate(timeout=LOOP_SECONDS)
+            break
+        except subprocess.TimeoutExpired:
+            if not stopped and stop_requested(d):
+                stopped = True
+                signal_group(proc.pid, signal.SIGKILL)
+    if stopped:
+        raise RepoStopped()
+    text = out.decode('utf-8', 'replace')
+    if proc.returncode != 0:
+        detail = redact(text.strip())[-500:]
+        status = ('status %d' % proc.returncode if proc.returncode >= 0
+                  else 'signal %d' % -proc.returncode)
+        raise RepoError('git %s exited with %s%s'
+                        % (args[0], status, ': ' + detail if detail else ''))
+    return text
+
+
+def checkout_git(d, repo, blob, creds, events):
+    env = {k: v for k, v in os.environ.items() if not k.startswith('SSH_')}
+    env['GIT_TERMINAL_PROMPT'] = '0'
+    secret_files = []
+    if creds.get('oauth_token'):
+        askpass = os.path.join(d, 'git-askpass.sh')
+        fd = os.open(askpass, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o700)
+        with os.fdopen(fd, 'w') as f:
+            f.write('#!/bin/sh\ncase "$1" in\n  Username*) echo x-access-token ;;\n'
+                    '  *) printf "%s\\n" "$DSTACK_GIT_TOKEN" ;;\nesac\n')
+        secret_files.append(askpass)
+        env['GIT_ASKPASS'] = askpass
+        env['DSTACK_GIT_TOKEN'] = creds['oauth_token']
+    if creds.get('private_key'):
+        key_path = os.path.join(d, 'git-key')
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, 'w') as f:
+            f.write(creds['private_key'].rstrip('\n') + '\n')
+        secret_files.append(key_path)
+        env['GIT_SSH_COMMAND'] = (
+            "ssh -i '%s' -o IdentitiesOnly=yes -o BatchMode=yes"
+            ' -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null' % key_path)
+    redact = redactor([creds.get('oauth_token'), creds.get('private_key')], repo['clone_url'])
+    try:
+        clone = ['clone', '--quiet', '--recurse-submodules']
+        if repo.get('branch'):
+            clone.append('--branch=' + repo['branch'])
+        if repo.get('single_branch'):
+            clone.append('--single-branch')
+        events.emit('r', 'cloning %s%s\n' % (redact(display_url(repo['clone_url'])),
+                    ' (branch %s)' % repo['branch'] if repo.get('branch') else ''))
+        events.flush()
+        run_git(d, clone + ['--', repo['clone_url'], repo['dir']], d, env, redact)
+    finally:
+        for path in secret_files:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+    commit = repo.get('hash')
+    if commit:
+        if not re.match(r'^[0-9a-fA-F]{4,64}$', commit):
+            raise RepoError('not a commit hash: %s' % commit)
+        head = run_git(d, ['rev-parse', 'HEAD'], repo['dir'], env, redact).strip()
+        if head.lower() != commit.lower():
+            run_git(d, ['-c', 'advice.detachedHead=false', 'checkout', '--quiet', commit],
+                    repo['dir'], env, redact)
+    if repo.get('config_name'):
+        run_git(d, ['config', 'user.name', repo['config_name']], repo['dir'], env, redact)
+    if repo.get('config_email'):
+        run_git(d, ['config', 'user.email', repo['config_email']], repo['dir'], env, redact)
+    if os.path.exists(blob) and os.path.getsize(blob) > 0:
+        run_git(d, ['apply', '--whitespace=nowarn', blob], repo['dir'], env, redact)
+        events.emit('r', 'applied the diff (%d bytes)\n' % os.path.getsize(blob))
+
+
+def setup_repo(d, repo, events):
+    creds = take_repo_creds(d)
+    blob = os.path.join(d, 'repo.blob')
+    try:
+        if repo.get('blob') and not os.path.exists(blob):
+            raise RepoError('the repo code did not reach the host')
+        if repo['kind'] == 'archive':
+            count = extract_tar(blob, repo['dir']) if os.path.exists(blob) else 0
+            events.emit('r', 'extracted %d entries of the repo archive into %s\n'
+                        % (count, repo['dir']))
+        else:
+            checkout_git(d, repo, blob, creds, events)
+            events.emit('r', 'checked out %s into %s\n'
+                        % (repo.get('hash') or repo.get('branch') or 'the default branch',
+                           repo['dir']))
+    finally:
+        try:
+            os.unlink(blob)
+        except OSError:
+            pass
+
+
+def finish_early(d, events, status, reason, message):
+    events.emit('r', message + '\n')
+    events.flush()
+    write_json_atomic(os.path.join(d, 'state.json'), {
+        'status': status, 'exit_status': None, 'termination_reason': reason,
+        'message': message, 'finished_at': now_millis()})
+
+
 def supervise(job_id):
     d = job_dir(job_id)
     spec = read_json(os.path.join(d, 'spec.json'))
     events = Events(os.path.join(d, 'events'))
     own_dir = os.path.join(d, 'work')
     working_dir = os.path.normpath(os.path.join(own_dir, spec.get('working_dir') or '.'))
+    repo = spec.get('repo')
+    repo_dir = own_dir
+    if repo:
+        repo_dir = os.path.normpath(os.path.join(own_dir, repo.get('path') or '.'))
+        repo['dir'] = repo_dir
+        # Running while the checkout takes its time; stop requests are honoured meanwhile.
+        write_json_atomic(os.path.join(d, 'state.json'), {
+            'status': 'running', 'supervisor_pid': os.getpid(), 'boot_id': boot_id(),
+            'started_at': now_millis()})
+        try:
+            if repo_dir != own_dir and not repo_dir.startswith(own_dir + os.sep):
+                raise RepoError("the repo path %s is outside the job's directory" % repo['path'])
+            setup_repo(d, repo, events)
+        except RepoStopped:
+            finish_early(d, events, 'terminated', STOPPED, 'the job was stopped before it started')
+            return
+        except (RepoError, OSError) as error:
+            message = 'Failed to set up the repo (%s)' % error
+            finish_early(d, events, 'failed', 'container_exited_with_error', message)
+            return
+        if stop_requested(d):
+            finish_early(d, events, 'terminated', STOPPED, 'the job was stopped before it started')
+            return
     os.makedirs(working_dir, exist_ok=True)
     script = os.path.join(d, 'script.sh')
     with open(script, 'w') as f:
@@ -199,6 +456,8 @@ def supervise(job_id):
     env['PYTHONUNBUFFERED'] = '1'
     env.update(read_json(os.path.join(agent_dir(), 'host-env.json'), {}))
     env.update(spec.get('env') or {})
+    env['DSTACK_REPO_DIR'] = repo_dir
+    env['DSTACK_WORKING_DIR'] = working_dir
     shell = pick_shell(spec.get('shell'))
     try:
         proc = subprocess.Popen(
@@ -297,11 +556,21 @@ def cmd_submit(job_id):
     spec = json.load(sys.stdin)
     os.makedirs(os.path.join(agent_dir(), 'jobs'), mode=0o700, exist_ok=True)
     d = job_dir(job_id)
+    incoming = os.path.join(agent_dir(), 'incoming', job_id + '.blob')
+    creds = spec.pop('repo_creds', None)
     try:
         os.mkdir(d, 0o700)
     except FileExistsError:
+        try:
+            os.unlink(incoming)
+        except OSError:
+            pass
         reply({'submitted': False})
         return
+    if os.path.exists(incoming):
+        os.replace(incoming, os.path.join(d, 'repo.blob'))
+    if creds:
+        write_json_atomic(os.path.join(d, 'repo-creds.json'), creds)
     write_json_atomic(os.path.join(d, 'spec.json'), spec)
     os.mkdir(os.path.join(d, 'work'), 0o700)
     pid = os.fork()

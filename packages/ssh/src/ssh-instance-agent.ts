@@ -1,12 +1,13 @@
 import type {
   AgentJob,
   AgentJobState,
+  AgentRepo,
   AgentPull,
   InstanceAgent,
   LogEvent,
   Logger,
 } from '@dstack/core';
-import { callRunner, ensureRunner, parseRunnerReply } from './runner-client.js';
+import { callRunner, ensureRunner, parseRunnerReply, uploadRepoBlob } from './runner-client.js';
 import { classifySshError, SshHostError } from './ssh-host-error.js';
 import type { SshConnection } from './ssh-connection.js';
 
@@ -104,6 +105,39 @@ export function parsePullOutput(label: string, stdout: Buffer, cursor: number): 
 }
 
 /**
+ * The repo as the runner's spec gives it; the bytes go over SFTP, and the credentials into a
+ * file of their own that the runner removes once the clone is done.
+ */
+function runnerRepoOf(repo: AgentRepo | null): Record<string, unknown> {
+  if (repo === null) {
+    return {};
+  }
+
+  if (repo.kind === 'archive') {
+    return { repo: { kind: 'archive', path: repo.path, blob: true } };
+  }
+
+  const creds = repo.privateKey === null && repo.oauthToken === null
+    ? null
+    : { private_key: repo.privateKey, oauth_token: repo.oauthToken };
+
+  return {
+    repo: {
+      kind: 'git',
+      path: repo.path,
+      blob: true,
+      clone_url: repo.cloneUrl,
+      branch: repo.branch,
+      hash: repo.hash,
+      config_name: repo.configName,
+      config_email: repo.configEmail,
+      single_branch: repo.singleBranch,
+    },
+    repo_creds: creds,
+  };
+}
+
+/**
  * An InstanceAgent for an SSH host: every call is one runner invocation over the pooled
  * connection, so a dropped connection or a restarted server loses nothing the host keeps.
  */
@@ -120,16 +154,11 @@ export function createSshInstanceAgent(options: SshInstanceAgentOptions): Instan
 
   // Every runner command is idempotent, so one that failed on a connection that turned out
   // dead (the network dropped, sshd restarted) is tried once more on a fresh connection.
-  const run = async (
-    args: readonly (string | number)[],
-    stdin?: string,
-  ): Promise<{ out: Buffer; label: string }> => {
+  const retried = async <T>(call: (connection: SshConnection) => Promise<T>): Promise<T> => {
     for (let attempt = 0; ; attempt += 1) {
       const connection = await ready();
       try {
-        const out = await callRunner(connection, args, { stdin, timeoutMillis });
-
-        return { out, label: connection.label };
+        return await call(connection);
       } catch (error) {
         const fast = !(error instanceof SshHostError) || error.reason !== 'timeout';
         if (attempt > 0 || !connection.closed || !fast) {
@@ -138,6 +167,15 @@ export function createSshInstanceAgent(options: SshInstanceAgentOptions): Instan
       }
     }
   };
+
+  const run = (
+    args: readonly (string | number)[],
+    stdin?: string,
+  ): Promise<{ out: Buffer; label: string }> => retried(async (connection) => {
+    const out = await callRunner(connection, args, { stdin, timeoutMillis });
+
+    return { out, label: connection.label };
+  });
 
   return {
     async healthcheck() {
@@ -153,7 +191,14 @@ export function createSshInstanceAgent(options: SshInstanceAgentOptions): Instan
         working_dir: job.workingDir,
         max_duration: job.maxDurationSeconds,
         stop_grace_seconds: options.stopGraceSeconds,
+        ...runnerRepoOf(job.repo ?? null),
       };
+
+      if (job.repo) {
+        const blob = job.repo.kind === 'archive' ? job.repo.archive : job.repo.diff;
+        await retried((connection) => uploadRepoBlob(connection, id, blob, timeoutMillis));
+      }
+
       const { out, label } = await run(['submit', id], JSON.stringify(spec));
       const { submitted } = reply<{ submitted: boolean }>(label, out).reply;
       const fields = { jobSubmissionId: id, jobName: job.jobName, submitted };

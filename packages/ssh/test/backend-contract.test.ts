@@ -58,6 +58,7 @@ runBackendProviderContract(
     return asCreatingProvider(provider, provisioned);
   },
   {
+    repos: true,
     cleanup: async () => {
       await provider?.close();
       await host?.stop();

@@ -393,14 +393,14 @@ export function runBackendProviderContract(
 
       const withGit = it.runIf(gitAvailable());
 
-      withGit('clones a git repo at the commit and applies the diff', async () => {
+      withGit('clones a git repo, checks out the commit and applies the diff', async () => {
         const fixture = await createGitRepoFixture(join(fixtureDir, 'git'), {
           'train.py': 'print("v1")\n',
           'lib/util.py': 'X = 1\n',
         }, {
           'train.py': 'print("v2 patched")\n',
           'notes/new.txt': 'untracked\n',
-        });
+        }, { 'train.py': 'print("pushed later")\n' });
         const spec = job(['cat train.py lib/util.py notes/new.txt', 'git rev-parse HEAD',
           'git config user.name'], {
           repo: {

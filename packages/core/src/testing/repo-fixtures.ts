@@ -134,13 +134,16 @@ export function gitAvailable(): boolean {
 }
 
 /**
- * Makes `<dir>/origin.git` with one commit of `committed` on branch `main`, then a work tree
+ * Makes `<dir>/origin.git` with a commit of `committed` on branch `main`, then a work tree
  * where `changed` files are written over it (tracked or not) and diffed the way the CLI does.
+ * `later` files, when given, land in a newer commit on `main`, so the fixture's hash is no
+ * longer the branch head.
  */
 export async function createGitRepoFixture(
   dir: string,
   committed: Record<string, string>,
   changed: Record<string, string>,
+  later: Record<string, string> = {},
 ): Promise<GitRepoFixture> {
   const work = join(dir, 'work');
   await mkdir(work, { recursive: true });
@@ -151,6 +154,14 @@ export async function createGitRepoFixture(
   await git(work, ['commit', '--quiet', '-m', 'fixture']);
   await git(dir, ['clone', '--quiet', '--bare', work, join(dir, 'origin.git')]);
   const hash = (await git(work, ['rev-parse', 'HEAD'])).trim();
+
+  if (Object.keys(later).length > 0) {
+    const next = join(dir, 'later');
+    await git(dir, ['clone', '--quiet', join(dir, 'origin.git'), next]);
+    await writeFiles(next, later);
+    await git(next, ['commit', '--quiet', '--all', '-m', 'later']);
+    await git(next, ['push', '--quiet', 'origin', 'HEAD:main']);
+  }
 
   await writeFiles(work, changed);
   const parts = [await git(work, ['diff', '--binary', hash])];
