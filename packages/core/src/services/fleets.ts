@@ -124,6 +124,8 @@ export async function getFleetPlan(
   const current = name ? await activeFleetByName(ctx.store, actor.project.id, name) : undefined;
   let offers: InstanceOffer[] = [];
 
+  await checkSshHostsNotYetAdded(ctx, ctx.store, spec, current?.id ?? null);
+
   if (!isSshFleet(spec)) {
     const backends = await projectBackends(ctx, actor.project, fleetBackendTypes(spec));
     offers = (await collectOffers(backends, fleetRequirements(spec), ctx.logger)).offers;
@@ -210,6 +212,57 @@ export function sshHosts(spec: FleetSpec): RemoteConnectionInfo[] {
       env,
     };
   });
+}
+
+function specHostnames(spec: FleetSpec): string[] {
+  const ssh = spec.configuration.ssh_config as { hosts?: unknown[] } | null | undefined;
+
+  return (ssh?.hosts ?? []).map((host) =>
+    String(typeof host === 'string' ? host : (host as { hostname?: unknown }).hostname));
+}
+
+/**
+ * Refuses hosts that a live instance of another fleet, in any project, already has: two
+ * fleets on one host would both install their agent there and both run jobs on it.
+ */
+async function checkSshHostsNotYetAdded(
+  ctx: CoreContext,
+  access: StateAccess,
+  spec: FleetSpec,
+  currentFleetId: string | null,
+): Promise<void> {
+  const wanted = specHostnames(spec);
+
+  if (wanted.length === 0) {
+    return;
+  }
+
+  const instances = await access.find('instances', {
+    where: { backend: 'remote', deleted: false },
+  });
+  const taken = new Set<string>();
+
+  for (const instance of instances) {
+    if (instance.fleetId === currentFleetId || instance.status === 'terminated' ||
+      instance.remoteConnectionInfo === null) {
+      continue;
+    }
+
+    try {
+      taken.add((JSON.parse(ctx.cipher.decrypt(instance.remoteConnectionInfo)) as
+        RemoteConnectionInfo).hostname);
+    } catch {
+      // A row no configured key can read names no host this check could compare.
+    }
+  }
+
+  const clashing = [...new Set(wanted.filter((hostname) => taken.has(hostname)))];
+
+  if (clashing.length > 0) {
+    throw new ServerClientError(
+      `Instances [${clashing.join(', ')}] are already assigned to a fleet.`,
+    );
+  }
 }
 
 function hostKey(info: { hostname: string; port: number }): string {
@@ -342,6 +395,8 @@ export async function applyFleetPlan(
       const now = ctx.now();
       const specName = request.spec.configuration.name as string | null | undefined;
       const current = specName ? await activeFleetByName(tx, project.id, specName) : undefined;
+
+      await checkSshHostsNotYetAdded(ctx, tx, request.spec, current?.id ?? null);
 
       if (current === undefined) {
         const name = specName ?? (await uniqueFleetName(tx, project.id));

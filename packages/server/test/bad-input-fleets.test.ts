@@ -1,0 +1,96 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { DstackServer } from '../src/index.js';
+import { createTestServer, post } from './helpers.js';
+
+// Plans and applies only: no scheduler runs, so no host is ever contacted.
+let server: DstackServer;
+
+const key = '-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----\n';
+
+function sshConfiguration(name: string, hosts: unknown[], extra: Record<string, unknown> = {}) {
+  return {
+    type: 'fleet',
+    name,
+    ssh_config: { user: 'dstack', ssh_key: { public: 'ssh-ed25519 AAA', private: key }, hosts,
+      ...extra },
+  };
+}
+
+function applyBody(configuration: Record<string, unknown>) {
+  return { plan: { spec: { configuration }, current_resource: null }, force: false };
+}
+
+async function fleetNames(project: string): Promise<string[]> {
+  const listed = await post(server, `/api/project/${project}/fleets/list`, server.adminToken, {});
+  return (listed.json() as { name: string }[]).map((fleet) => fleet.name).sort();
+}
+
+beforeEach(async () => {
+  server = await createTestServer();
+});
+
+afterEach(async () => {
+  await server.close();
+});
+
+describe('SSH fleet hosts that another fleet already has', () => {
+  beforeEach(async () => {
+    const first = await post(server, '/api/project/main/fleets/apply', server.adminToken,
+      applyBody(sshConfiguration('first', ['127.0.0.31', '127.0.0.32'])));
+    expect(first.statusCode, first.body).toBe(200);
+  });
+
+  it('refuses them on plan and apply with a 400 naming them, and stores nothing', async () => {
+    const configuration = sshConfiguration('second', ['127.0.0.33', { hostname: '127.0.0.32' }]);
+    const plan = await post(server, '/api/project/main/fleets/get_plan', server.adminToken,
+      { spec: { configuration } });
+    const applied = await post(server, '/api/project/main/fleets/apply', server.adminToken,
+      applyBody(configuration));
+
+    for (const response of [plan, applied]) {
+      expect(response.statusCode, response.body).toBe(400);
+      expect(response.json()).toEqual({
+        detail: [{ msg: 'Instances [127.0.0.32] are already assigned to a fleet.', code: 'error' }],
+      });
+    }
+
+    expect(await fleetNames('main')).toEqual(['first']);
+  });
+
+  it('refuses them in another project too', async () => {
+    const created = await post(server, '/api/projects/create', server.adminToken,
+      { project_name: 'other' });
+    expect(created.statusCode, created.body).toBe(200);
+
+    const applied = await post(server, '/api/project/other/fleets/apply', server.adminToken,
+      applyBody(sshConfiguration('mine', ['127.0.0.31'])));
+
+    expect(applied.statusCode, applied.body).toBe(400);
+    expect(applied.json().detail[0].msg).toContain('127.0.0.31');
+    expect(await fleetNames('other')).toEqual([]);
+  });
+
+  it('lets the fleet that has them apply again and add a new host', async () => {
+    const applied = await post(server, '/api/project/main/fleets/apply', server.adminToken,
+      applyBody(sshConfiguration('first', ['127.0.0.31', '127.0.0.32', '127.0.0.34'])));
+
+    expect(applied.statusCode, applied.body).toBe(200);
+    expect(applied.json().instances.map((i: { instance_num: number }) => i.instance_num))
+      .toEqual([0, 1, 2]);
+  });
+
+  it('frees them once the fleet that had them is deleted and its instances are gone', async () => {
+    const { store } = server.ctx;
+    const fleet = await store.findOne('fleets', { where: { name: 'first' } });
+    const instances = await store.find('instances', { where: { fleetId: fleet!.id } });
+
+    for (const instance of instances) {
+      await store.update('instances', { id: instance.id }, { status: 'terminated', deleted: true });
+    }
+
+    const applied = await post(server, '/api/project/main/fleets/apply', server.adminToken,
+      applyBody(sshConfiguration('second', ['127.0.0.32'])));
+
+    expect(applied.statusCode, applied.body).toBe(200);
+  });
+});
