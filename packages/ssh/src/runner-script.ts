@@ -320,7 +320,7 @@ def run_git(d, args, cwd, env, redact):
             if not stopped and stop_requested(d):
                 stopped = True
                 signal_group(proc.pid, signal.SIGKILL)
-    if stopped:
+    if stopped or stop_requested(d):
         raise RepoStopped()
     text = out.decode('utf-8', 'replace')
     if proc.returncode != 0:

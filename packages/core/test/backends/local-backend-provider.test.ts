@@ -1,19 +1,28 @@
 import { randomUUID } from 'node:crypto';
+import { createServer as createHttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalBackendProvider } from '@dstack/core';
 import type {
+  AgentGitRepo,
   AgentJob,
   AgentPull,
+  AgentRepo,
   BackendProvider,
   InstanceAgent,
   JobProvisioningData,
   LogEvent,
   Requirements,
 } from '@dstack/core';
-import { contractRequirements, runBackendProviderContract } from '@dstack/core/testing';
+import {
+  contractRequirements,
+  createGitRepoFixture,
+  createTarArchive,
+  runBackendProviderContract,
+} from '@dstack/core/testing';
 
 // How far a burst's last stamp may run past the job's end. Stamping one millisecond per line
 // ran 40 to 50 s ahead on these jobs; the bound leaves room for a machine busy with other
@@ -571,4 +580,177 @@ describe('local backend jobs', () => {
 
     throw new Error(`no ${message} in time`);
   }
+});
+
+describe('local backend repos', () => {
+  let serverDir: string;
+  let provider: BackendProvider;
+  let data: JobProvisioningData;
+  let agent: InstanceAgent;
+
+  beforeAll(async () => {
+    serverDir = await mkdtemp(join(tmpdir(), 'local-repos-'));
+    provider = createLocalBackendProvider({ serverDir, nvidiaSmiPath: '/nonexistent' });
+    const requirements = contractRequirements(1);
+    const [offer] = await provider.getOffers({ ...settings, requirements });
+    data = await provider.createInstance({
+      ...settings, offer, instanceName: 'local-0', instanceId: randomUUID(),
+    });
+    agent = provider.agent(data);
+  });
+
+  afterAll(async () => {
+    await provider.terminateInstance({ ...settings, provisioningData: data });
+    await rm(serverDir, { recursive: true, force: true });
+  });
+
+  function repoJob(commands: string[], repo: AgentRepo, extra: Partial<AgentJob> = {}): AgentJob {
+    return {
+      jobSubmissionId: randomUUID(),
+      projectName: 'main',
+      runName: 'repo-run',
+      jobName: 'repo-run-0-0',
+      commands,
+      shell: null,
+      env: {},
+      workingDir: null,
+      maxDurationSeconds: null,
+      repo,
+      ...extra,
+    };
+  }
+
+  function gitRepo(cloneUrl: string, extra: Partial<AgentGitRepo> = {}): AgentGitRepo {
+    return {
+      kind: 'git', path: '.', cloneUrl, branch: null, hash: null, diff: new Uint8Array(),
+      privateKey: null, oauthToken: null, configName: null, configEmail: null,
+      singleBranch: false, ...extra,
+    };
+  }
+
+  async function finished(id: string): Promise<{ state: AgentPull['state']; text: string }> {
+    const deadline = Date.now() + 25_000;
+    let cursor = 0;
+    let text = '';
+
+    while (Date.now() < deadline) {
+      const page = await agent.pull(id, cursor);
+      cursor = page.cursor;
+      text += page.jobLogs.map((event) => event.message).join('');
+
+      if (!page.hasMore && page.state !== null && page.state.status !== 'running') {
+        return { state: page.state, text };
+      }
+
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+
+    throw new Error('job did not finish');
+  }
+
+  const jobDir = (id: string) => join(serverDir, 'local', 'jobs', id);
+
+  it('keeps in-tree links, long names and modes of the archive, under repos[].path',
+    async () => {
+      const long = `${'deep/'.repeat(25)}leaf.txt`;
+      const archive = createTarArchive([
+        { name: 'bin/tool.sh', content: 'echo tool ran\n', mode: 0o755 },
+        { name: 'docs/readme.txt', content: 'readme\n' },
+        { name: 'readme-link', type: 'symlink', linkName: 'docs/readme.txt' },
+        { name: 'readme-copy', type: 'hardlink', linkName: 'docs/readme.txt' },
+        { name: long, content: 'long name\n' },
+      ]);
+      const spec = repoJob(
+        ['./src/bin/tool.sh', 'cat src/readme-link src/readme-copy', `cat "src/${long}"`,
+          'echo "$DSTACK_REPO_DIR"'],
+        { kind: 'archive', path: 'src', archive },
+      );
+      await agent.submit(spec);
+
+      const { state, text } = await finished(spec.jobSubmissionId);
+
+      expect(state).toMatchObject({ status: 'done', exitStatus: 0 });
+      expect(text).toBe(`tool ran\nreadme\nreadme\nlong name\n${join(jobDir(spec.jobSubmissionId),
+        'work', 'src')}\n`);
+    });
+
+  it('removes the clone credentials and the blob before the commands start', async () => {
+    const fixtureDir = await mkdtemp(join(tmpdir(), 'local-repos-git-'));
+
+    try {
+      const fixture = await createGitRepoFixture(fixtureDir, { 'a.txt': 'a\n' }, {});
+      // The script names the token in two halves, so only a leaked copy can match.
+      const spec = repoJob(['ls -A ..', 'grep -rl "local-secret-$HALF" .. || echo clean'],
+        gitRepo(fixture.cloneUrl, { oauthToken: 'local-secret-token', privateKey: 'KEY' }),
+        { env: { HALF: 'token' } });
+      await agent.submit(spec);
+
+      const { state, text } = await finished(spec.jobSubmissionId);
+      const left = text.split('\n').filter((line) => line !== '' && line !== 'clean');
+
+      expect(state).toMatchObject({ status: 'done', exitStatus: 0 });
+      expect(text).toMatch(/\nclean\n$/);
+      expect(left.sort()).toEqual(
+        ['events.jsonl', 'job.json', 'job.sh', 'runner-output.log', 'runner.pid', 'state.json',
+          'work'],
+      );
+    } finally {
+      await rm(fixtureDir, { recursive: true, force: true });
+    }
+  });
+
+  it('stops a job while its clone waits on a silent server', async () => {
+    const requests: string[] = [];
+    const silent = createHttpServer((request) => {
+      requests.push(request.url ?? '');
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+
+    try {
+      const spec = repoJob(['echo never'], gitRepo(`http://127.0.0.1:${port}/repo.git`));
+      await agent.submit(spec);
+      const deadline = Date.now() + 20_000;
+
+      while (requests.length === 0 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+
+      expect(requests[0]).toContain('/repo.git/info/refs');
+      await agent.stop(spec.jobSubmissionId, { force: false });
+      const { state, text } = await finished(spec.jobSubmissionId);
+
+      expect(state).toMatchObject({
+        status: 'terminated',
+        terminationReason: 'terminated_by_user',
+        message: 'the job was stopped before it started',
+      });
+      expect(text).toBe('');
+    } finally {
+      silent.closeAllConnections();
+      silent.close();
+    }
+  });
+
+  it('fails the job on a diff that does not apply, with git saying why', async () => {
+    const fixtureDir = await mkdtemp(join(tmpdir(), 'local-repos-git-'));
+
+    try {
+      const fixture = await createGitRepoFixture(fixtureDir, { 'a.txt': 'a\n' }, {});
+      const diff = Buffer.from('diff --git a/missing.txt b/missing.txt\n--- a/missing.txt\n'
+        + '+++ b/missing.txt\n@@ -1 +1 @@\n-old\n+new\n');
+      const spec = repoJob(['echo never'], gitRepo(fixture.cloneUrl, { diff }));
+      await agent.submit(spec);
+
+      const { state } = await finished(spec.jobSubmissionId);
+
+      expect(state).toMatchObject({
+        status: 'failed',
+        terminationReason: 'container_exited_with_error',
+      });
+      expect(state?.message).toMatch(/^Failed to set up the repo \(git apply exited .*missing/);
+    } finally {
+      await rm(fixtureDir, { recursive: true, force: true });
+    }
+  });
 });

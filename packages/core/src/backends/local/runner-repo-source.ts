@@ -285,7 +285,8 @@ function runGit(args, options) {
     });
     child.on('close', (code, signal) => {
       clearInterval(watch);
-      if (stopped) {
+      // The agent may have signalled git's group itself before the watch saw the request.
+      if (stopped || stopRequested() !== null) {
         reject(new RepoStopped('stopped'));
       } else if (code === 0) {
         resolve(output);
