@@ -94,3 +94,39 @@ describe('SSH fleet hosts that another fleet already has', () => {
     expect(applied.statusCode, applied.body).toBe(200);
   });
 });
+
+describe('SSH ports out of range', () => {
+  const cases: [string, Record<string, unknown>, string[]][] = [
+    ['a host port of 70000', sshConfiguration('ports', [{ hostname: '127.0.0.41', port: 70000 }]),
+      ['configuration', 'ssh_config', 'hosts', '0', 'port']],
+    ['a host port of -1', sshConfiguration('ports', [{ hostname: '127.0.0.41', port: -1 }]),
+      ['configuration', 'ssh_config', 'hosts', '0', 'port']],
+    ['a fleet-wide port of 0', sshConfiguration('ports', ['127.0.0.41'], { port: 0 }),
+      ['configuration', 'ssh_config', 'port']],
+    ['a proxy jump port of 1e9', sshConfiguration('ports', ['127.0.0.41'], {
+      proxy_jump: { hostname: '127.0.0.42', port: 1e9, user: 'j', identity_file: 'j.pem' },
+    }), ['configuration', 'ssh_config', 'proxy_jump', 'port']],
+  ];
+
+  for (const [label, configuration, fields] of cases) {
+    it(`refuses ${label} with a 400 naming the field, and stores nothing`, async () => {
+      const applied = await post(server, '/api/project/main/fleets/apply', server.adminToken,
+        applyBody(configuration));
+
+      expect(applied.statusCode, applied.body).toBe(400);
+      const [item] = applied.json().detail;
+      expect(item.code).toBe('error');
+      expect(item.fields).toEqual(fields);
+      expect(item.msg).toMatch(/^configuration\.ssh_config\..*port: must be [<>]= /);
+      expect(await fleetNames('main')).toEqual([]);
+    });
+  }
+
+  it('takes 1 and 65535', async () => {
+    const applied = await post(server, '/api/project/main/fleets/apply', server.adminToken,
+      applyBody(sshConfiguration('ports', [{ hostname: '127.0.0.41', port: 65535 }],
+        { port: 1 })));
+
+    expect(applied.statusCode, applied.body).toBe(200);
+  });
+});

@@ -350,11 +350,13 @@ export const serviceSchema = object(
 
 const sshKey = nullable(object({ public: string, private: nullable(string) }, ['public']));
 
+// The original takes any integer as an SSH port; here one outside 1..65535 is refused up front
+// instead of leaving an instance that can never connect.
 const sshProxy = nullable(
   object(
     {
       hostname: string,
-      port: nullable(integer),
+      port: nullable(port),
       user: string,
       identity_file: string,
       ssh_key: sshKey,
@@ -370,7 +372,7 @@ const sshHost = anyOf(
   object(
     {
       hostname: string,
-      port: nullable(integer),
+      port: nullable(port),
       user: nullable(string),
       identity_file: nullable(string),
       proxy_jump: sshProxy,
@@ -405,7 +407,7 @@ export const fleetSchema = object(
       object(
         {
           user: nullable(string),
-          port: nullable(integer),
+          port: nullable(port),
           identity_file: nullable(string),
           ssh_key: sshKey,
           proxy_jump: sshProxy,
