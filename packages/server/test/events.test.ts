@@ -235,7 +235,7 @@ describe('events/list', () => {
       { limit: 101 },
       { target_runs: [] },
       { target_runs: ['not-a-uuid'] },
-      { include_target_types: ['volume'] },
+      { include_target_types: ['bogus'] },
       { unknown: true },
     ]) {
       expect((await events(bob, body)).statusCode).toBe(422);

@@ -1,6 +1,5 @@
 import type { CoreContext } from '../context.js';
 import type {
-  EventTargetType,
   StoredEventTarget,
   WireEvent,
   WireEventTarget,
@@ -74,10 +73,14 @@ export interface ListEventsRequest {
   targetInstances: string[] | null;
   targetRuns: string[] | null;
   targetJobs: string[] | null;
+  targetVolumes?: string[] | null;
+  targetGateways?: string[] | null;
+  targetSecrets?: string[] | null;
   withinProjects: string[] | null;
   withinFleets: string[] | null;
   withinRuns: string[] | null;
-  includeTargetTypes: EventTargetType[] | null;
+  /** Wire target types; those no event is recorded for yet (volume, ...) match nothing. */
+  includeTargetTypes: string[] | null;
   /** User ids; a null item stands for the system. */
   actors: (string | null)[] | null;
   prevRecordedAt: number | null;
@@ -95,9 +98,12 @@ const targetFilterFields = [
   ['targetInstances', 'instance'],
   ['targetRuns', 'run'],
   ['targetJobs', 'job'],
+  ['targetVolumes', 'volume'],
+  ['targetGateways', 'gateway'],
+  ['targetSecrets', 'secret'],
 ] as const;
 
-function ofType(type: EventTargetType, ids: readonly string[]): TargetFilter {
+function ofType(type: string, ids: readonly string[]): TargetFilter {
   const wanted = new Set(ids);
 
   return (target) => target.type === type && wanted.has(target.id);
@@ -132,7 +138,7 @@ async function targetFilters(
   }
 
   for (const [field, type] of targetFilterFields) {
-    const ids = request[field];
+    const ids = request[field] ?? null;
 
     if (ids !== null) {
       filters.push(ofType(type, ids));

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { listEvents, parseWireTime, RequestValidationError } from '@dstack/core';
-import type { EventTargetType, ListEventsRequest } from '@dstack/core';
+import type { ListEventsRequest } from '@dstack/core';
 import { parseBody, requireUser } from '../http/index.js';
 import type { JsonSchema } from '../http/index.js';
 import type { RouteDeps } from './route-deps.js';
@@ -15,10 +15,13 @@ const ids = (item: object): object => ({
 const uuid = { type: 'string', format: 'uuid' };
 const targetFields = [
   'target_projects', 'target_users', 'target_fleets', 'target_instances', 'target_runs',
-  'target_jobs',
+  'target_jobs', 'target_volumes', 'target_gateways', 'target_secrets',
 ] as const;
 const withinFields = ['within_projects', 'within_fleets', 'within_runs'] as const;
-const targetTypes = ['project', 'user', 'fleet', 'instance', 'run', 'job'];
+// Every type the original's clients may ask for, also those this server records no event for.
+const targetTypes = [
+  'project', 'user', 'fleet', 'instance', 'run', 'job', 'volume', 'gateway', 'secret',
+];
 
 const listSchema: JsonSchema = {
   type: 'object',
@@ -37,7 +40,7 @@ const listSchema: JsonSchema = {
 type Field = (typeof targetFields)[number] | (typeof withinFields)[number];
 
 type ListBody = Record<Field, string[] | null> & {
-  include_target_types: EventTargetType[] | null;
+  include_target_types: string[] | null;
   actors: (string | null)[] | null;
   prev_recorded_at: string | null;
   prev_id: string | null;
@@ -69,6 +72,9 @@ function requestOf(body: ListBody): ListEventsRequest {
     targetInstances: lower(body.target_instances),
     targetRuns: lower(body.target_runs),
     targetJobs: lower(body.target_jobs),
+    targetVolumes: lower(body.target_volumes),
+    targetGateways: lower(body.target_gateways),
+    targetSecrets: lower(body.target_secrets),
     withinProjects: lower(body.within_projects),
     withinFleets: lower(body.within_fleets),
     withinRuns: lower(body.within_runs),
