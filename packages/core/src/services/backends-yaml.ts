@@ -1,4 +1,4 @@
-import { Document, isScalar, parse, visit } from 'yaml';
+import { Document, isScalar, parseDocument, visit } from 'yaml';
 import type { CoreContext } from '../context.js';
 import { ServerClientError } from '../errors/server-errors.js';
 import { createBackend, getBackendConfigInfo, updateBackend } from './backends.js';
@@ -15,7 +15,16 @@ export function parseBackendYaml(text: string): BackendConfigInput {
   let value: unknown;
 
   try {
-    value = parse(text);
+    // Silent: a warning would reach the server's stderr with the sender's text in it.
+    const document = parseDocument(text, { logLevel: 'silent' });
+
+    // An unknown tag (`!!js/function`) is an error to the YAML loader the original uses.
+    if (document.errors.length > 0 ||
+      document.warnings.some((warning) => warning.code === 'TAG_RESOLVE_FAILED')) {
+      throw new ServerClientError('Error parsing YAML');
+    }
+
+    value = document.toJS();
   } catch {
     throw new ServerClientError('Error parsing YAML');
   }
