@@ -1,11 +1,27 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { DstackServer } from '../src/index.js';
 import { createTestServer, post } from './helpers.js';
 
 // Plans and applies only: no scheduler runs, so no host is ever contacted.
 let server: DstackServer;
 
-const key = '-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----\n';
+function pemKey(options: { passphrase?: string } = {}): string {
+  const encryption = options.passphrase === undefined
+    ? {}
+    : { cipher: 'aes-256-cbc', passphrase: options.passphrase };
+
+  return generateKeyPairSync('ed25519', {
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem', ...encryption },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  }).privateKey;
+}
+
+const key = pemKey();
 
 function sshConfiguration(name: string, hosts: unknown[], extra: Record<string, unknown> = {}) {
   return {
@@ -129,4 +145,90 @@ describe('SSH ports out of range', () => {
 
     expect(applied.statusCode, applied.body).toBe(200);
   });
+});
+
+describe('SSH keys no login could use', () => {
+  let keyDir: string;
+  const openSsh: Record<string, string> = {};
+
+  beforeAll(() => {
+    keyDir = mkdtempSync(join(tmpdir(), 'bad-input-fleets-'));
+
+    for (const [name, type, passphrase] of [
+      ['ed25519', 'ed25519', ''], ['rsa', 'rsa', ''], ['ecdsa', 'ecdsa', ''],
+      ['ed25519-passphrase', 'ed25519', 'secret'],
+    ]) {
+      const path = join(keyDir, name as string);
+      execFileSync('ssh-keygen', ['-q', '-t', type, '-N', passphrase, '-C', '', '-f', path]);
+      openSsh[name] = readFileSync(path, 'utf8');
+    }
+  });
+
+  afterAll(() => {
+    rmSync(keyDir, { recursive: true, force: true });
+  });
+
+  const unusable: [string, () => string][] = [
+    ['text that is no key', () => 'not a key'],
+    ['an armored key with a broken body',
+      () => '-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----\n'],
+    ['a truncated OpenSSH key', () => openSsh['ed25519']!.slice(0, 120) +
+      '\n-----END OPENSSH PRIVATE KEY-----\n'],
+    ['an OpenSSH key with a passphrase', () => openSsh['ed25519-passphrase']!],
+    ['a PEM key with a passphrase', () => pemKey({ passphrase: 'secret' })],
+  ];
+
+  for (const [label, privateKey] of unusable) {
+    it(`refuses ${label} on plan and apply, and stores nothing`, async () => {
+      const configuration = sshConfiguration('keys', ['127.0.0.51'], {
+        ssh_key: { public: 'ssh-ed25519 AAA', private: privateKey() },
+      });
+      const plan = await post(server, '/api/project/main/fleets/get_plan', server.adminToken,
+        { spec: { configuration } });
+      const applied = await post(server, '/api/project/main/fleets/apply', server.adminToken,
+        applyBody(configuration));
+
+      for (const response of [plan, applied]) {
+        expect(response.statusCode, response.body).toBe(400);
+        expect(response.json().detail).toEqual([{
+          msg: 'Unsupported key type. The key type should be RSA, ECDSA, or Ed25519 and ' +
+            'should not be encrypted with passphrase.',
+          code: 'error',
+          fields: ['configuration', 'ssh_config', 'ssh_key', 'private'],
+        }]);
+      }
+
+      expect(await fleetNames('main')).toEqual([]);
+    });
+  }
+
+  it('refuses a host key without its private half', async () => {
+    const applied = await post(server, '/api/project/main/fleets/apply', server.adminToken,
+      applyBody(sshConfiguration('keys', [
+        { hostname: '127.0.0.51', ssh_key: { public: 'ssh-ed25519 AAA' } },
+      ])));
+
+    expect(applied.statusCode, applied.body).toBe(400);
+    expect(applied.json().detail).toEqual([{
+      msg: 'Private key not provided', code: 'error',
+      fields: ['configuration', 'ssh_config', 'hosts', '0', 'ssh_key', 'private'],
+    }]);
+  });
+
+  it('takes OpenSSH RSA, ECDSA and Ed25519 keys and PEM keys, fleet-wide and per host',
+    async () => {
+      const hosts = ['rsa', 'ecdsa'].map((name, index) => ({
+        hostname: `127.0.0.${52 + index}`, ssh_key: { public: 'p', private: openSsh[name] },
+      }));
+      const applied = await post(server, '/api/project/main/fleets/apply', server.adminToken,
+        applyBody(sshConfiguration('keys', ['127.0.0.51', ...hosts], {
+          ssh_key: { public: 'ssh-ed25519 AAA', private: openSsh['ed25519'] },
+        })));
+      const pem = await post(server, '/api/project/main/fleets/apply', server.adminToken,
+        applyBody(sshConfiguration('pem', ['127.0.0.54'])));
+
+      expect(applied.statusCode, applied.body).toBe(200);
+      expect(applied.json().instances).toHaveLength(3);
+      expect(pem.statusCode, pem.body).toBe(200);
+    });
 });

@@ -1,5 +1,5 @@
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -196,10 +196,12 @@ describe('no token, secret or credential in plaintext at rest (config-aes.yml)',
   // The fleet spec is stored without private keys; they live encrypted per instance.
   it('SQLite: an SSH fleet host key is not in plaintext anywhere', async () => {
     await writeSensitiveData();
-    const hostKey = 'ZZhostPrivateKeyBodyZZ';
-    const pem = [
-      '-----BEGIN OPENSSH PRIVATE KEY-----', hostKey, '-----END OPENSSH PRIVATE KEY-----', '',
-    ].join('\n');
+    // A real key (applies refuse one no login could use); its body is what must not leak.
+    const pem = generateKeyPairSync('ed25519', {
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+    }).privateKey;
+    const hostKey = pem.split('\n')[1] as string;
     const applied = await call(adminToken, '/api/project/main/fleets/apply', {
       plan: {
         spec: {

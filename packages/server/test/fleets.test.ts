@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startScheduler } from '@dstack/core';
 import type {
@@ -47,7 +48,15 @@ const remote: BackendProvider = {
   },
 };
 
-const key = '-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----\n';
+// A real key: plans and applies refuse one no login could use.
+function privateKeyPem(): string {
+  return generateKeyPairSync('ed25519', {
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  }).privateKey;
+}
+
+const key = privateKeyPem();
 
 function sshFleet(hosts: unknown[]) {
   return {
@@ -146,8 +155,8 @@ describe('SSH fleets', () => {
   });
 
   it('stores no private key in the fleet spec and re-applies the same spec', async () => {
-    const jumpKey = key.replace('fake', 'jump');
-    const hostKeyPem = key.replace('fake', 'host');
+    const jumpKey = privateKeyPem();
+    const hostKeyPem = privateKeyPem();
     const body = sshFleet([{
       hostname: '10.0.0.1', ssh_key: { public: 'ssh-ed25519 H', private: hostKeyPem },
       proxy_jump: {

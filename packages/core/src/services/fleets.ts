@@ -1,3 +1,4 @@
+import { isUsableSshPrivateKey } from '../configurations/ssh-private-key.js';
 import type { CoreContext } from '../context.js';
 import type { Fleet, FleetSpec } from '../domain/fleet.js';
 import { fleetToWire, redactFleetSpec } from '../domain/fleet.js';
@@ -109,6 +110,44 @@ function validateFleetSpec(spec: FleetSpec): void {
 
   if (!isSshFleet(spec) && fleetNodes(spec) === null) {
     throw new ServerClientError('Either nodes or ssh_config must be specified');
+  }
+
+  if (isSshFleet(spec)) {
+    checkSshKeys(spec);
+  }
+}
+
+// As the original does, refuse at once a fleet-wide or host key no login could use.
+function checkSshKeys(spec: FleetSpec): void {
+  const ssh = spec.configuration.ssh_config as { ssh_key?: unknown; hosts?: unknown[] };
+  const keys: [unknown, string[]][] = [[ssh.ssh_key, ['configuration', 'ssh_config', 'ssh_key']]];
+
+  (ssh.hosts ?? []).forEach((host, index) => {
+    if (typeof host === 'object' && host !== null) {
+      const path = ['configuration', 'ssh_config', 'hosts', String(index), 'ssh_key'];
+      keys.push([(host as { ssh_key?: unknown }).ssh_key, path]);
+    }
+  });
+
+  for (const [key, path] of keys) {
+    if (typeof key !== 'object' || key === null) {
+      continue;
+    }
+
+    const privateKey = (key as { private?: unknown }).private;
+
+    if (typeof privateKey !== 'string') {
+      throw new ServerClientError('Private key not provided', 'error', [[...path, 'private']]);
+    }
+
+    if (!isUsableSshPrivateKey(privateKey)) {
+      throw new ServerClientError(
+        'Unsupported key type. The key type should be RSA, ECDSA, or Ed25519 and should not ' +
+          'be encrypted with passphrase.',
+        'error',
+        [[...path, 'private']],
+      );
+    }
   }
 }
 
