@@ -1,5 +1,6 @@
 import type { JobRecord, RunRecord } from '../records.js';
 import { toWireTime, toWireTimeOrNull } from '../util/time.js';
+import { nextScheduledTime } from './cron-schedule.js';
 import type { Job, JobSpec, JobSubmission } from './job.js';
 import { jobsToWire } from './job.js';
 import type { InstanceOffer, JobProvisioningData } from './resources.js';
@@ -26,6 +27,23 @@ export type RunSpec = Record<string, unknown> & {
   run_name: string | null;
   configuration: Record<string, unknown>;
 };
+
+/**
+ * The cron expressions of a run's `schedule` (the configuration's, else the profile's), or
+ * null for a run that is not scheduled.
+ */
+export function runSchedule(spec: RunSpec): string[] | null {
+  const profile = spec.profile as { schedule?: unknown } | null | undefined;
+  const schedule = (spec.configuration.schedule ?? profile?.schedule ?? null) as
+    { cron?: unknown } | null;
+  const cron = schedule?.cron;
+
+  if (cron === null || cron === undefined) {
+    return null;
+  }
+
+  return Array.isArray(cron) ? cron.map(String) : [String(cron)];
+}
 
 /** The wire `Run` (§4.3 of the API spec). */
 export interface Run {
@@ -104,6 +122,25 @@ function runStatusMessage(run: RunRecord, latest: readonly JobRecord[]): string 
   return run.status;
 }
 
+/**
+ * As the original shows it: the schedule's next time from now while the run is unfinished,
+ * so a running scheduled run already says when it starts again; nothing once it is finished.
+ */
+function wireNextTrigger(run: RunRecord, spec: RunSpec, now: number): number | null {
+  const schedule = runSchedule(spec);
+
+  if (schedule === null || isRunFinished(run.status)) {
+    return null;
+  }
+
+  try {
+    return nextScheduledTime(schedule, now);
+  } catch {
+    // A stored spec is validated on the way in; an unreadable one keeps what is stored.
+    return run.nextTriggeredAt;
+  }
+}
+
 /** How a run is serialized: which jobs and how many submissions per job. */
 export interface RunToWireOptions {
   projectName: string;
@@ -168,6 +205,6 @@ export function runToWire(
     deployment_num: run.deploymentNum,
     error: run.terminationReason === null ? null : (runErrors[run.terminationReason] ?? null),
     deleted: run.deleted,
-    next_triggered_at: toWireTimeOrNull(run.nextTriggeredAt),
+    next_triggered_at: toWireTimeOrNull(wireNextTrigger(run, spec, options.now)),
   };
 }

@@ -1,7 +1,9 @@
 import type { JobSpec } from '../domain/job.js';
 import { isJobFinished } from '../domain/job.js';
+import { nextScheduledTime } from '../domain/cron-schedule.js';
 import type { RunSpec } from '../domain/run.js';
-import { latestSubmissions } from '../domain/run.js';
+import { latestSubmissions, runSchedule } from '../domain/run.js';
+import type { Where } from '../ports/state-store.js';
 import type { JobRecord, RunRecord } from '../records.js';
 import { runProfileParams } from '../services/jobs.js';
 import {
@@ -10,7 +12,7 @@ import {
   retryEventForReason,
   runStatusForReason,
 } from '../services/run-status.js';
-import { newJobRecord } from '../services/runs.js';
+import { newJobRecord, runJobSpecs } from '../services/runs.js';
 import type { Claimed, PipelineDefinition } from './pipeline.js';
 import { dueByStatus } from './pipeline.js';
 import type { SchedulerRuntime } from './runtime.js';
@@ -37,18 +39,30 @@ function retryVerdict(
 }
 
 /**
- * When a job's retry window opened: the run's submission for a job that never got capacity,
- * otherwise the first submission of the job, so repeated failures cannot retry forever.
+ * When a job's retry window opened: the run's submission (a scheduled run's current trigger)
+ * for a job that never got capacity, otherwise the first submission of the job, so repeated
+ * failures cannot retry forever. A scheduled run counts only the submissions of its current
+ * trigger: earlier triggers' runs of the job are over.
  */
 function retryWindowStart(job: JobRecord, history: readonly JobRecord[], run: RunRecord): number {
-  const same = history.filter((h) => h.replicaNum === job.replicaNum && h.jobNum === job.jobNum);
+  const opened = run.nextTriggeredAt ?? run.submittedAt;
+  const same = history.filter((h) => h.replicaNum === job.replicaNum && h.jobNum === job.jobNum &&
+    (run.nextTriggeredAt === null || h.submittedAt >= run.nextTriggeredAt));
   const provisioned = same.filter((h) => h.provisioningData !== null);
 
   if (provisioned.length === 0) {
-    return run.submittedAt;
+    return opened;
   }
 
   return Math.min(...same.map((h) => h.submittedAt));
+}
+
+/**
+ * A pending run waiting for its schedule's trigger, as the original tells it from a retrying
+ * one: no resubmission attempt under way and a trigger time set.
+ */
+function isScheduledWait(run: RunRecord): boolean {
+  return run.resubmissionAttempt === 0 && run.nextTriggeredAt !== null;
 }
 
 async function resubmit(
@@ -66,6 +80,38 @@ async function resubmit(
   );
 }
 
+/**
+ * All jobs of a terminating run are over: it gets its final status, or, when it is scheduled
+ * and the user did not stop it, waits for its next trigger without a fleet or retry count.
+ */
+async function finishRun(rt: SchedulerRuntime, item: RunItem): Promise<void> {
+  const { ctx } = rt;
+  const run = item.row;
+  const schedule = runSchedule(run.runSpec as RunSpec);
+  const byUser = run.terminationReason === 'stopped_by_user' ||
+    run.terminationReason === 'aborted_by_user';
+  const next = schedule === null || byUser ? null : nextScheduledTime(schedule, ctx.now());
+
+  if (next !== null) {
+    const patch = {
+      status: 'pending', statusMessage: 'pending', nextTriggeredAt: next, fleetId: null,
+      resubmissionAttempt: 0,
+    };
+
+    if (await item.commit(patch)) {
+      ctx.logger.info({ runName: run.runName, nextTriggeredAt: next }, 'run scheduled again');
+    }
+
+    return;
+  }
+
+  const status = runStatusForReason(run.terminationReason);
+
+  if (await item.commit({ status, statusMessage: status })) {
+    ctx.logger.info({ runName: run.runName, status }, 'run finished');
+  }
+}
+
 /** TERMINATING: stop every unfinished job, then settle on the final status. */
 async function processTerminatingRun(
   rt: SchedulerRuntime,
@@ -78,12 +124,7 @@ async function processTerminatingRun(
   const unfinished = latest.filter((job) => !isJobFinished(job.status));
 
   if (unfinished.length === 0) {
-    const status = runStatusForReason(run.terminationReason);
-
-    if (await item.commit({ status, statusMessage: status })) {
-      ctx.logger.info({ runName: run.runName, status }, 'run finished');
-    }
-
+    await finishRun(rt, item);
     return;
   }
 
@@ -108,7 +149,49 @@ async function processTerminatingRun(
   ctx.hint?.('jobs');
 }
 
-/** PENDING: resubmit every job once the back-off has passed, unless the window closes first. */
+/** A scheduled run's trigger has come: its jobs start again as new submissions. */
+async function triggerScheduledRun(
+  rt: SchedulerRuntime,
+  item: RunItem,
+  latest: readonly JobRecord[],
+): Promise<void> {
+  const run = item.row;
+  const now = rt.ctx.now();
+
+  if (run.nextTriggeredAt === null || now < run.nextTriggeredAt) {
+    return;
+  }
+
+  const spec = run.runSpec as RunSpec;
+  const patch = { status: 'submitted', statusMessage: 'submitted', fleetId: null };
+
+  const started = await rt.ctx.store.transaction(async (tx) => {
+    if (!(await item.commit(patch, tx))) {
+      return false;
+    }
+
+    const submitted = { ...run, fleetId: null };
+
+    if (latest.length > 0) {
+      await resubmit(rt, submitted, latest, tx);
+    } else {
+      const specs = runJobSpecs(spec, run.runName);
+      await tx.insert('jobs', specs.map((job) => newJobRecord(submitted, job, 0, now)));
+    }
+
+    return true;
+  });
+
+  if (started) {
+    rt.ctx.logger.info({ runName: run.runName, triggeredAt: run.nextTriggeredAt }, 'run triggered');
+    rt.ctx.hint?.('jobs');
+  }
+}
+
+/**
+ * PENDING: a scheduled run (no retry under way) starts at its trigger time; a retrying one
+ * resubmits every job once the back-off has passed, unless the window closes first.
+ */
 async function processPendingRun(
   rt: SchedulerRuntime,
   item: RunItem,
@@ -117,6 +200,12 @@ async function processPendingRun(
 ): Promise<void> {
   const now = rt.ctx.now();
   const run = item.row;
+
+  if (isScheduledWait(run)) {
+    await triggerScheduledRun(rt, item, latest);
+    return;
+  }
+
   const lastFinished = Math.max(run.submittedAt, ...latest.map((job) => job.finishedAt ?? 0));
   const dueAt = lastFinished + resubmissionDelayMillis(run.resubmissionAttempt);
   const closed = latest.some((job) => retryVerdict(job, jobs, run, dueAt) === 'limit-exceeded');
@@ -233,6 +322,25 @@ async function processRun(rt: SchedulerRuntime, item: RunItem): Promise<void> {
   }
 }
 
+/**
+ * Pending runs worth a look: retrying ones at the usual interval, scheduled ones only once
+ * their trigger time has come, so runs waiting for a trigger cost nothing until then.
+ */
+function duePendingRuns(now: number, intervalMillis: number): Where<RunRecord>[] {
+  const retrying = { status: 'pending', resubmissionAttempt: { gt: 0 } } as const;
+  const triggered = {
+    status: 'pending', resubmissionAttempt: 0, nextTriggeredAt: { lte: now },
+  } as const;
+  const waited = { lastProcessedAt: { lte: now - intervalMillis } };
+
+  return [
+    { ...retrying, lockOwner: null },
+    { ...retrying, ...waited },
+    { ...triggered, lockOwner: null },
+    { ...triggered, ...waited },
+  ];
+}
+
 /** The pipeline of runs that are starting, retrying or terminating. */
 export function runPipeline(rt: SchedulerRuntime): PipelineDefinition<'runs'> {
   const { intervals } = rt.options;
@@ -240,11 +348,14 @@ export function runPipeline(rt: SchedulerRuntime): PipelineDefinition<'runs'> {
   return {
     name: 'RunPipeline',
     table: 'runs',
-    due: (now) =>
-      dueByStatus(now, [
+    due: (now) => {
+      const active = dueByStatus<RunRecord>(now, [
         [['submitted', 'terminating'], intervals.runsTerminating],
-        [['pending', 'provisioning'], intervals.runsActive],
-      ]),
+        [['provisioning'], intervals.runsActive],
+      ]);
+
+      return { $or: [...(active.$or ?? []), ...duePendingRuns(now, intervals.runsActive)] };
+    },
     process: (item) => processRun(rt, item),
   };
 }

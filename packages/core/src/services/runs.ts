@@ -3,7 +3,8 @@ import type { CoreContext } from '../context.js';
 import type { JobSpec } from '../domain/job.js';
 import type { InstanceOffer, Requirements } from '../domain/resources.js';
 import type { JobPlan, Run, RunPlan, RunSpec } from '../domain/run.js';
-import { isRunFinished, runToWire } from '../domain/run.js';
+import { nextScheduledTime } from '../domain/cron-schedule.js';
+import { isRunFinished, runSchedule, runToWire } from '../domain/run.js';
 import {
   RepoDoesNotExistError,
   ResourceNotExistsError,
@@ -395,7 +396,9 @@ export async function applyRunPlan(
       }
 
       const storedSpec: RunSpec = { ...spec, run_name: runName };
-      // TODO: a `schedule` (cron) should start the run as pending with next_triggered_at.
+      const schedule = runSchedule(storedSpec);
+      // A scheduled run waits without jobs; the run pipeline submits them when it is due.
+      const status = schedule === null ? 'submitted' : 'pending';
       const record: RunRecord = {
         id: newId(),
         projectId: project.id,
@@ -405,8 +408,8 @@ export async function applyRunPlan(
         runName,
         submittedAt: now,
         lastProcessedAt: now,
-        status: 'submitted',
-        statusMessage: 'submitted',
+        status,
+        statusMessage: status,
         terminationReason: null,
         resubmissionAttempt: 0,
         runSpec: storedSpec,
@@ -414,17 +417,21 @@ export async function applyRunPlan(
         priority: Number(spec.configuration.priority ?? 0),
         deploymentNum: 0,
         deleted: false,
-        nextTriggeredAt: null,
+        nextTriggeredAt: schedule === null ? null : nextScheduledTime(schedule, now),
         lockToken: null,
         lockOwner: null,
         lockExpiresAt: null,
       };
 
       await tx.insert('runs', record);
-      await tx.insert(
-        'jobs',
-        runJobSpecs(storedSpec, runName).map((jobSpec) => newJobRecord(record, jobSpec, 0, now)),
-      );
+
+      if (schedule === null) {
+        await tx.insert(
+          'jobs',
+          runJobSpecs(storedSpec, runName).map((job) => newJobRecord(record, job, 0, now)),
+        );
+      }
+
       await recordEvent(ctx, tx, 'Run submitted', actor.user, [eventTarget.run(record)]);
       return record;
     }),
@@ -432,7 +439,15 @@ export async function applyRunPlan(
 
   ctx.hint?.('jobs');
   ctx.hint?.('runs');
-  ctx.logger.info({ runName: run.runName, projectName: project.name }, 'run submitted');
+
+  if (run.nextTriggeredAt === null) {
+    ctx.logger.info({ runName: run.runName, projectName: project.name }, 'run submitted');
+  } else {
+    ctx.logger.info(
+      { runName: run.runName, projectName: project.name, nextTriggeredAt: run.nextTriggeredAt },
+      'run scheduled',
+    );
+  }
 
   return loadRunWire(ctx.store, run, { projectName: project.name, now: ctx.now() });
 }
