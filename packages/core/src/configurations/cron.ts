@@ -109,6 +109,8 @@ function readItem(item: string, field: CronField): number[] | 'last' | null {
     return numberRange(first, last ?? field.max, step ?? 1);
   }
 
+  // The original ignores whatever follows a name range (`mon-fri/2` runs Monday to Friday);
+  // here such an item is refused instead of silently meaning something else.
   const names = /^([a-z]+)(?:-([a-z]+))?$/i.exec(item);
 
   if (names === null || field.names === undefined) {

@@ -325,6 +325,7 @@ async function processRun(rt: SchedulerRuntime, item: RunItem): Promise<void> {
 /**
  * Pending runs worth a look: retrying ones at the usual interval, scheduled ones only once
  * their trigger time has come, so runs waiting for a trigger cost nothing until then.
+ * TODO: the original also wakes pending services scaled to zero; that needs autoscaling.
  */
 function duePendingRuns(now: number, intervalMillis: number): Where<RunRecord>[] {
   const retrying = { status: 'pending', resubmissionAttempt: { gt: 0 } } as const;
