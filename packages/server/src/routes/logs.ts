@@ -50,7 +50,10 @@ export function registerLogsRoutes(app: FastifyInstance, deps: RouteDeps): void 
         diagnose: body.diagnose,
       });
     } catch (error) {
-      if (error instanceof LogTokenError) {
+      // A run name too long for a file name is the sender's error: the shared handler answers
+      // the original's 400 "Filename too long", and nothing is logged as a failure.
+      if (error instanceof LogTokenError ||
+        (error as NodeJS.ErrnoException | null)?.code === 'ENAMETOOLONG') {
         throw error;
       }
 
