@@ -68,6 +68,26 @@ function quotaOf(value: string | undefined): number {
   return Number(value);
 }
 
+/**
+ * The admin token as given, when a client can send it: `Authorization: Bearer <token>` takes
+ * one word of visible ASCII, so a token with a space or another character would lock the
+ * admin out for good (later starts keep the stored token). The message leaves the value out.
+ */
+function adminTokenOf(value: string | undefined, source: string): string | undefined {
+  if (value === undefined || value === '') {
+    return undefined;
+  }
+
+  if (!/^[\x21-\x7e]+$/.test(value)) {
+    throw new CommandLineError(
+      `Invalid admin token in ${source}: use visible ASCII characters and no spaces, ` +
+        'as clients send it in "Authorization: Bearer <token>"',
+    );
+  }
+
+  return value;
+}
+
 /** The usage text of `dstack-server`. */
 export const usage = `Usage: dstack-server [options]
        dstack-server copy-state ...
@@ -122,7 +142,9 @@ export function readServerCommandSettings(
     host: values.host ?? env['DSTACK_SERVER_HOST'] ?? '127.0.0.1',
     port: portText === undefined ? 3000 : portOf(portText, values.port ? '--port' : 'env'),
     logLevel: logLevelOf(values['log-level'] ?? env['DSTACK_SERVER_LOG_LEVEL'] ?? 'INFO'),
-    adminToken: values.token ?? (env['DSTACK_SERVER_ADMIN_TOKEN'] || undefined),
+    adminToken: values.token === undefined
+      ? adminTokenOf(env['DSTACK_SERVER_ADMIN_TOKEN'], 'DSTACK_SERVER_ADMIN_TOKEN')
+      : adminTokenOf(values.token, '--token'),
     serverDir: resolve(serverDir),
     userProjectQuota: quotaOf(env['DSTACK_USER_PROJECT_DEFAULT_QUOTA']),
     configDisabled: env['DSTACK_SERVER_CONFIG_DISABLED'] !== undefined,
