@@ -109,6 +109,8 @@ export async function jobRepoOf(
   const { repoData, codeHash } = repoFieldsOf(spec, runSpec);
   const repoName = String(runSpec.repo_id ?? 'none');
 
+  // TODO: the original also extracts a code archive that the Python API attaches to a virtual
+  // repo; runs of virtual repos start with no code here until that upload path exists.
   if (repoData.repo_type !== 'local' && repoData.repo_type !== 'remote') {
     return null;
   }
