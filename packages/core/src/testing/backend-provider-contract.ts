@@ -19,7 +19,12 @@ import type {
   InstanceAgent,
 } from '../ports/backend-provider.js';
 import type { LogEvent } from '../ports/log-store.js';
-import { createGitRepoFixture, createTarArchive, gitAvailable } from './repo-fixtures.js';
+import {
+  createGitRepoFixture,
+  createTarArchive,
+  gitAvailable,
+  startGitHttpServer,
+} from './repo-fixtures.js';
 
 /** How the suite drives a provider; every field has a default that suits a small machine. */
 export interface BackendProviderContractOptions {
@@ -425,6 +430,40 @@ export function runBackendProviderContract(
         expect(result.jobLogs.map((event) => event.message).join('')).toBe(
           `print("v2 patched")\nX = 1\nuntracked\n${fixture.hash}\nContract User\n`,
         );
+      });
+
+      withGit('clones with the oauth token, which neither the logs nor the job see', async () => {
+        const fixture = await createGitRepoFixture(join(fixtureDir, 'http'), {
+          'private.txt': 'behind a token\n',
+        }, {});
+        const token = `contract-token-${randomUUID()}`;
+        const gitServer = await startGitHttpServer(join(fixtureDir, 'http'), token);
+
+        try {
+          const spec = job(['cat private.txt', 'printenv | grep -c "$HALF" || true'], {
+            env: { HALF: token.slice(-12) },
+            repo: {
+              kind: 'git', path: '.', cloneUrl: gitServer.urlOf('origin.git'),
+              branch: fixture.branch, hash: fixture.hash, diff: new Uint8Array(),
+              privateKey: null, oauthToken: token, configName: null, configEmail: null,
+              singleBranch: true,
+            },
+          });
+          await agent.submit(spec);
+
+          const result = await untilFinished(agent, spec.jobSubmissionId, jobTimeoutMillis);
+          const logs = [...result.jobLogs, ...result.runnerLogs].map((event) => event.message);
+
+          expect(result.state).toMatchObject({ status: 'done', exitStatus: 0 });
+          expect(gitServer.passwords).toContain(token);
+          // Only HALF itself matches: the token is in no other variable of the job.
+          expect(result.jobLogs.map((event) => event.message).join('')).toBe(
+            'behind a token\n1\n',
+          );
+          expect(logs.join('')).not.toContain(token);
+        } finally {
+          await gitServer.close();
+        }
       });
 
       withGit('fails the job when the clone fails, saying why', async () => {

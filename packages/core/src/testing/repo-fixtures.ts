@@ -1,5 +1,7 @@
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { pathToFileURL } from 'node:url';
@@ -181,5 +183,88 @@ export async function createGitRepoFixture(
     branch: 'main',
     hash,
     diff: new Uint8Array(Buffer.from(parts.join(''))),
+  };
+}
+
+/** A git server over HTTP on loopback that wants a token, as a hosted git service does. */
+export interface GitHttpServer {
+  /** The clone URL of `<root>/<name>` (no credentials in it). */
+  urlOf(name: string): string;
+  /** The passwords clients sent, in order (empty before a client authenticated). */
+  passwords: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * Serves the bare repos under `root` through `git http-backend` on 127.0.0.1, answering 401
+ * to any request whose Basic password is not `token`.
+ */
+export async function startGitHttpServer(root: string, token: string): Promise<GitHttpServer> {
+  const { stdout: execPath } = await run('git', ['--exec-path']);
+  const backend = join(execPath.trim(), 'git-http-backend');
+  const passwords: string[] = [];
+  const server = createServer((request, response) => {
+    const auth = /^Basic (.+)$/.exec(request.headers.authorization ?? '')?.[1];
+    const password = auth === undefined
+      ? null
+      : Buffer.from(auth, 'base64').toString().split(':').slice(1).join(':');
+
+    if (password !== null) {
+      passwords.push(password);
+    }
+
+    if (password !== token) {
+      response.writeHead(401, { 'www-authenticate': 'Basic realm="git"' }).end();
+      return;
+    }
+
+    const url = new URL(request.url ?? '/', 'http://127.0.0.1');
+    const child = spawn(backend, [], {
+      env: {
+        PATH: process.env.PATH,
+        GIT_PROJECT_ROOT: root,
+        GIT_HTTP_EXPORT_ALL: '1',
+        REQUEST_METHOD: request.method,
+        PATH_INFO: decodeURIComponent(url.pathname),
+        QUERY_STRING: url.search.slice(1),
+        CONTENT_TYPE: request.headers['content-type'] ?? '',
+        HTTP_CONTENT_ENCODING: request.headers['content-encoding'] ?? '',
+        REMOTE_USER: 'fixture',
+        REMOTE_ADDR: '127.0.0.1',
+      },
+    });
+    const chunks: Buffer[] = [];
+    request.pipe(child.stdin);
+    child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+    child.on('close', () => {
+      const output = Buffer.concat(chunks);
+      const split = output.indexOf('\r\n\r\n');
+      const headers: Record<string, string> = {};
+      let status = 200;
+
+      for (const line of output.subarray(0, split).toString().split('\r\n')) {
+        const [name, ...rest] = line.split(':');
+        const value = rest.join(':').trim();
+
+        if (name!.toLowerCase() === 'status') {
+          status = Number.parseInt(value, 10);
+        } else if (name !== '') {
+          headers[name!] = value;
+        }
+      }
+
+      response.writeHead(status, headers).end(output.subarray(split + 4));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    urlOf: (name) => `http://127.0.0.1:${port}/${name}`,
+    passwords,
+    close: () => new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
   };
 }
