@@ -18,9 +18,9 @@ let provider: SshBackendProvider;
 let data: JobProvisioningData;
 let agent: InstanceAgent;
 let fixtureDir: string;
+const userKey = generateKeyPair('user@laptop');
 
 beforeAll(async () => {
-  const userKey = generateKeyPair('user@laptop');
   const projectKey = generateKeyPair('dstack-project');
   host = await startSshd({ address: '127.0.0.20', authorizedKeys: [userKey.publicKey] });
   provider = createSshBackendProvider({ connectTimeoutMillis: 5000 });
@@ -88,6 +88,30 @@ describe('repo code on an SSH host', () => {
       'work']);
     expect(text(pulled.runnerLogs)).not.toContain('ssh-secret-token');
   });
+
+  it('clones over SSH with the stored private key, removed before the commands run',
+    async () => {
+      const fixture = await createGitRepoFixture(join(fixtureDir, 'ssh'), {
+        'over-ssh.txt': 'cloned with a key\n',
+      }, {});
+      const origin = join(fixtureDir, 'ssh', 'origin.git');
+      // The supervisor may be replacing state.json right then: its temporary file is no secret.
+      const spec = agentJob(['cat over-ssh.txt', 'ls .. | grep -v "\\.tmp$"'], {
+        repo: gitRepo(`ssh://root@${host.address}:${host.port}${origin}`, {
+          hash: fixture.hash, privateKey: userKey.privateKey,
+        }),
+      });
+      await agent.submit(spec);
+
+      const pulled = await untilFinished(agent, spec.jobSubmissionId);
+
+      expect(pulled.state, text(pulled.runnerLogs)).toMatchObject({
+        status: 'done', exitStatus: 0,
+      });
+      expect(text(pulled.jobLogs)).toBe(
+        'cloned with a key\nevents\nscript.sh\nspec.json\nstate.json\nsupervisor.log\nwork\n',
+      );
+    });
 
   it('stops a job while its clone waits on a silent server', async () => {
     const requests: string[] = [];
