@@ -677,6 +677,11 @@ def cmd_stop(job_id, kind):
 
 def cmd_remove(job_id):
     d = job_dir(job_id)
+    try:
+        # Code uploaded for a submit that never reached the host.
+        os.unlink(os.path.join(agent_dir(), 'incoming', job_id + '.blob'))
+    except OSError:
+        pass
     if os.path.isdir(d):
         request_stop(d, 'kill')
         wait_finished(d, 10)

@@ -1,9 +1,10 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentGitRepo, InstanceAgent, JobProvisioningData } from '@dstack/core';
 import { createGitRepoFixture, createTarArchive } from '@dstack/core/testing';
@@ -147,6 +148,18 @@ describe('repo code on an SSH host', () => {
       silent.close();
     }
   });
+
+  it('drops code uploaded for a submit that never reached the host when the job is removed',
+    async () => {
+      const id = randomUUID();
+      const incoming = join(host.home, '.dstack-agent', 'incoming', `${id}.blob`);
+      mkdirSync(dirname(incoming), { recursive: true });
+      writeFileSync(incoming, 'orphaned code');
+
+      await agent.remove(id);
+
+      expect(existsSync(incoming)).toBe(false);
+    });
 
   it('fails the job when git cannot apply the diff, and when the blob is not a tar archive',
     async () => {
