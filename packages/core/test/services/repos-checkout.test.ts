@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { initRepo, uploadCode } from '@dstack/core';
-import type { JobSpec, ProjectRecord, RunRecord, UserRecord } from '@dstack/core';
+import type { JobSpec, ProjectRecord, RunRecord, RunSpec, UserRecord } from '@dstack/core';
 import { jobRepoOf, repoPathOf } from '../../src/services/repos-checkout.js';
 import { addProject, addUser, createTestContext } from '../crypto/test-context.js';
 import type { TestContext } from '../crypto/test-context.js';
@@ -84,6 +84,22 @@ describe('the repo a job checks out', () => {
     });
   });
 
+  it('uses the run user\'s creds, not those of another member of the project', async () => {
+    const info = { repo_type: 'remote', repo_name: 'origin' } as const;
+    const bob = await addUser(ctx, 'bob');
+    await initRepo(ctx, { user: bob, project }, 'origin', info,
+      { clone_url: 'https://git.example/bob.git', private_key: null, oauth_token: 'bob-token' });
+    const { run, spec } = await runOf('origin', info, null);
+
+    await expect(jobRepoOf(ctx, run, spec)).rejects.toThrow('repo origin has no clone URL');
+
+    await initRepo(ctx, scope(), 'origin', info,
+      { clone_url: 'https://git.example/alice.git', private_key: null, oauth_token: 'a-token' });
+    expect(await jobRepoOf(ctx, run, spec)).toMatchObject({
+      cloneUrl: 'https://git.example/alice.git', oauthToken: 'a-token',
+    });
+  });
+
   it('clones a clean remote repo (no code hash) with an empty diff', async () => {
     const info = { repo_type: 'remote', repo_name: 'origin' } as const;
     await initRepo(ctx, scope(), 'origin', info, { clone_url: 'file:///srv/origin.git',
@@ -128,7 +144,8 @@ describe('the repo a job checks out', () => {
 });
 
 describe('where the repo lands in the job directory', () => {
-  const specWith = (path: unknown) => ({
+  const specWith = (path: string | undefined): RunSpec => ({
+    run_name: null,
     configuration: { type: 'task', repos: path === undefined ? [] : [{ url: 'u', path }] },
   });
 
