@@ -21,4 +21,12 @@ export interface CoreSettings {
   defaultPermissions: DefaultPermissions;
   /** How many projects a non-admin user may own. */
   userProjectQuota: number;
+  /**
+   * `DSTACK_SERVER_EVENTS_TTL_SECONDS`: events older than this are deleted; 0 stores no
+   * events at all. Unset means the original's 30 days.
+   */
+  eventsTtlSeconds?: number;
 }
+
+/** The events TTL the original uses when none is set: 30 days. */
+export const defaultEventsTtlSeconds = 30 * 24 * 3600;

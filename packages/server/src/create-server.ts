@@ -88,6 +88,7 @@ function settingsOf(options: ServerOptions): CoreSettings {
     serverVersion: given.serverVersion === undefined ? serverVersion : given.serverVersion,
     defaultPermissions: permissions,
     userProjectQuota: given.userProjectQuota ?? 10,
+    ...(given.eventsTtlSeconds === undefined ? {} : { eventsTtlSeconds: given.eventsTtlSeconds }),
   };
 }
 

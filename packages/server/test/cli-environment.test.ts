@@ -12,6 +12,7 @@ describe('the bin settings', () => {
       adminToken: undefined,
       serverDir: join(homedir(), '.dstack', 'server'),
       userProjectQuota: 10,
+      eventsTtlSeconds: undefined,
       configDisabled: false,
     });
   });
@@ -24,12 +25,13 @@ describe('the bin settings', () => {
       DSTACK_SERVER_ADMIN_TOKEN: 'from-env',
       DSTACK_SERVER_DIR: '/srv/dstack',
       DSTACK_USER_PROJECT_DEFAULT_QUOTA: '3',
+      DSTACK_SERVER_EVENTS_TTL_SECONDS: '0',
       DSTACK_SERVER_CONFIG_DISABLED: '',
     };
 
     expect(readServerCommandSettings([], env)).toMatchObject({
       host: '0.0.0.0', port: 8000, logLevel: 'warn', adminToken: 'from-env',
-      serverDir: '/srv/dstack', userProjectQuota: 3, configDisabled: true,
+      serverDir: '/srv/dstack', userProjectQuota: 3, eventsTtlSeconds: 0, configDisabled: true,
     });
     expect(readServerCommandSettings(
       ['--host', '::1', '-p', '9000', '--log-level', 'debug', '--token', 'from-flag'],
@@ -43,6 +45,8 @@ describe('the bin settings', () => {
     expect(() => readServerCommandSettings(['-l', 'loud'], {})).toThrow(/Invalid log level/);
     expect(() => readServerCommandSettings([], { DSTACK_USER_PROJECT_DEFAULT_QUOTA: 'x' }))
       .toThrow(/DSTACK_USER_PROJECT_DEFAULT_QUOTA/);
+    expect(() => readServerCommandSettings([], { DSTACK_SERVER_EVENTS_TTL_SECONDS: '1h' }))
+      .toThrow(/DSTACK_SERVER_EVENTS_TTL_SECONDS '1h'/);
     expect(readServerCommandSettings(['--help'], {})).toBe('help');
   });
 });

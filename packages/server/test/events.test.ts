@@ -316,3 +316,22 @@ describe('events of runs and fleets', () => {
     expect(runOnly).toHaveLength(3);
   });
 });
+
+describe('DSTACK_SERVER_EVENTS_TTL_SECONDS=0', () => {
+  it('stores no events while the mutations still succeed', async () => {
+    const quiet = await createTestServer({ settings: { eventsTtlSeconds: 0 } });
+
+    try {
+      const created = await post(quiet, '/api/projects/create', quiet.adminToken,
+        { project_name: 'proj', is_public: false });
+      const response = await post(quiet, '/api/events/list', quiet.adminToken, {});
+
+      expect(created.statusCode).toBe(200);
+      expect(response.statusCode).toBe(200);
+      expect(response.json()).toEqual([]);
+      expect(await quiet.ctx.store.count('events')).toBe(0);
+    } finally {
+      await quiet.close();
+    }
+  });
+});

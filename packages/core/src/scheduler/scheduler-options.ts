@@ -41,6 +41,8 @@ export interface SchedulerOptions {
   maxOffersTried: number;
   /** Agent pulls per job per pass, so a chatty job cannot hold a worker for long. */
   maxPullsPerPass: number;
+  /** How often events past `eventsTtlSeconds` are deleted (the original: every 7 min). */
+  eventsCleanupMillis: number;
 }
 
 /** The defaults: fast on an idle machine, gentle when many rows are active. */
@@ -69,6 +71,7 @@ export const defaultSchedulerOptions: SchedulerOptions = {
   hostProvisioningTimeoutMillis: 10 * 60_000,
   maxOffersTried: 25,
   maxPullsPerPass: 20,
+  eventsCleanupMillis: 7 * 60_000,
 };
 
 /** Options with every missing field taken from the defaults. */

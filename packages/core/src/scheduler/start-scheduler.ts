@@ -6,6 +6,8 @@ import { busyInstancePipeline, instancePipeline } from './instance-pipeline.js';
 import { jobProvisioningPipeline, jobRunningPipeline } from './job-running.js';
 import { jobSubmittedPipeline } from './job-submitted.js';
 import { jobTerminatingPipeline } from './job-terminating.js';
+import { deleteExpiredEvents } from '../services/events-retention.js';
+import { startPeriodicTask } from './periodic-task.js';
 import type { PipelineHandle } from './pipeline.js';
 import { startPipeline } from './pipeline.js';
 import { runningRunPipeline, runPipeline } from './run-pipeline.js';
@@ -74,6 +76,18 @@ export function startScheduler(ctx: CoreContext, options: StartSchedulerOptions 
   add('instances', startPipeline(deps, instancePipeline(rt), pipelineOptions));
   add('instances', startPipeline(deps, busyInstancePipeline(rt), rated(resolved.rates.instances)));
   add('fleets', startPipeline(deps, fleetPipeline(rt), pipelineOptions));
+  const eventsCleanup = startPeriodicTask(
+    ctx.logger,
+    'delete-expired-events',
+    resolved.eventsCleanupMillis,
+    async () => {
+      const deleted = await deleteExpiredEvents(ctx);
+
+      if (deleted > 0) {
+        ctx.logger.info({ deleted }, 'expired events deleted');
+      }
+    },
+  );
   ctx.logger.info({ replicaId: resolved.replicaId }, 'scheduler started');
 
   return {
@@ -83,7 +97,10 @@ export function startScheduler(ctx: CoreContext, options: StartSchedulerOptions 
         ctx.hint = previousHint;
       }
 
-      await Promise.all([...byTable.values()].flat().map((handle) => handle.stop()));
+      await Promise.all([
+        ...[...byTable.values()].flat().map((handle) => handle.stop()),
+        eventsCleanup.stop(),
+      ]);
       await agents.closeAll();
       ctx.logger.info({}, 'scheduler stopped');
     },

@@ -1,4 +1,5 @@
 import type { CoreContext } from '../context.js';
+import type { CoreSettings } from '../settings.js';
 import type {
   StoredEventTarget,
   WireEvent,
@@ -34,15 +35,17 @@ export const eventTarget = {
     ({ type: 'job', projectId: job.projectId, id: job.id, name: job.jobName }),
 };
 
-// TODO: events are kept forever; the original drops those older than
-// DSTACK_SERVER_EVENTS_TTL_SECONDS, which matters on long-lived servers.
+/** What recording an event needs of the core context. */
+type EventContext = Pick<CoreContext, 'now' | 'logger'> & {
+  settings?: Pick<CoreSettings, 'eventsTtlSeconds'>;
+};
 
 /**
  * Records an event: a past-tense message ("Run submitted") about one or more targets, by a
  * user or (actor null) the system. Pass the transaction of the change it describes.
  */
 export async function recordEvent(
-  ctx: Pick<CoreContext, 'now' | 'logger'>,
+  ctx: EventContext,
   access: StateAccess,
   message: string,
   actor: Pick<UserRecord, 'id'> | null,
@@ -54,13 +57,17 @@ export async function recordEvent(
     throw new Error('an event needs a message and at least one target');
   }
 
-  await access.insert('events', {
-    id: newId(),
-    message: text,
-    recordedAt: ctx.now(),
-    actorUserId: actor?.id ?? null,
-    targets: targets.map((target) => ({ ...target })),
-  });
+  // A TTL of 0 turns event storage off, as in the original; the log line still tells.
+  if (ctx.settings?.eventsTtlSeconds !== 0) {
+    await access.insert('events', {
+      id: newId(),
+      message: text,
+      recordedAt: ctx.now(),
+      actorUserId: actor?.id ?? null,
+      targets: targets.map((target) => ({ ...target })),
+    });
+  }
+
   const names = targets.map((target) => `${target.type} ${target.name}`);
   ctx.logger.info({ event: text, targets: names, actorUserId: actor?.id ?? null }, 'event');
 }

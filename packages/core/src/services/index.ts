@@ -21,5 +21,6 @@ export * from './instances.js';
 export * from './repos.js';
 export * from './gpus.js';
 export * from './events.js';
+export * from './events-retention.js';
 export * from './gateways.js';
 export * from './volumes.js';

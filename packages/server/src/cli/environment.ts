@@ -12,6 +12,8 @@ export interface ServerCommandSettings {
   /** Absolute. */
   serverDir: string;
   userProjectQuota: number;
+  /** DSTACK_SERVER_EVENTS_TTL_SECONDS; undefined keeps the default. */
+  eventsTtlSeconds: number | undefined;
   /** DSTACK_SERVER_CONFIG_DISABLED: no config.yml at all. */
   configDisabled: boolean;
 }
@@ -62,6 +64,20 @@ function quotaOf(value: string | undefined): number {
   if (!/^\d+$/.test(value.trim())) {
     throw new CommandLineError(
       `Invalid DSTACK_USER_PROJECT_DEFAULT_QUOTA '${value}': use a whole number`,
+    );
+  }
+
+  return Number(value);
+}
+
+function eventsTtlOf(value: string | undefined): number | undefined {
+  if (value === undefined || value.trim() === '') {
+    return undefined;
+  }
+
+  if (!/^\d+$/.test(value.trim())) {
+    throw new CommandLineError(
+      `Invalid DSTACK_SERVER_EVENTS_TTL_SECONDS '${value}': use a whole number of seconds`,
     );
   }
 
@@ -147,6 +163,7 @@ export function readServerCommandSettings(
       : adminTokenOf(values.token, '--token'),
     serverDir: resolve(serverDir),
     userProjectQuota: quotaOf(env['DSTACK_USER_PROJECT_DEFAULT_QUOTA']),
+    eventsTtlSeconds: eventsTtlOf(env['DSTACK_SERVER_EVENTS_TTL_SECONDS']),
     configDisabled: env['DSTACK_SERVER_CONFIG_DISABLED'] !== undefined,
   };
 }

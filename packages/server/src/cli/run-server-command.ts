@@ -174,7 +174,13 @@ export async function runServerCommand(
       cipher,
       providers,
       logger,
-      settings: { serverDir: settings.serverDir, userProjectQuota: settings.userProjectQuota },
+      settings: {
+        serverDir: settings.serverDir,
+        userProjectQuota: settings.userProjectQuota,
+        ...(settings.eventsTtlSeconds === undefined
+          ? {}
+          : { eventsTtlSeconds: settings.eventsTtlSeconds }),
+      },
       ...(settings.adminToken === undefined ? {} : { adminToken: settings.adminToken }),
       config,
     });
