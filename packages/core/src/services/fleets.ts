@@ -263,6 +263,8 @@ function specHostnames(spec: FleetSpec): string[] {
 /**
  * Refuses hosts that a live instance of another fleet, in any project, already has: two
  * fleets on one host would both install their agent there and both run jobs on it.
+ * TODO: applies in two projects at the same moment can both pass, as the fleet lock is per
+ * project; it matters only for two admins adding one host at once.
  */
 async function checkSshHostsNotYetAdded(
   ctx: CoreContext,
