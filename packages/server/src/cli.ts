@@ -67,8 +67,9 @@ function isEntryPoint(): boolean {
   }
 }
 
-if (isEntryPoint()) {
-  main(process.argv.slice(2)).then(
+/** Runs the command and exits the process with its status: what the bin does. */
+export function runCli(argv: string[]): void {
+  main(argv).then(
     () => process.exit(process.exitCode ?? 0),
     (error: unknown) => {
       if (error instanceof StartError) {
@@ -80,4 +81,8 @@ if (isEntryPoint()) {
       process.exit(1);
     },
   );
+}
+
+if (isEntryPoint()) {
+  runCli(process.argv.slice(2));
 }

@@ -9,8 +9,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
-const bin = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-const fixtures = '/work/shared/fixtures/server';
+// The package's own bin entry, as `npx @dstack/server` runs it.
+const bin = fileURLToPath(new URL('../bin/dstack-server.js', import.meta.url));
+const fixtures = join(import.meta.dirname, '../../../../shared/fixtures/server');
 
 interface Started {
   child: ChildProcess;
