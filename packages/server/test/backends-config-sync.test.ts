@@ -16,6 +16,8 @@ import { createServer } from '../src/create-server.js';
 import type { DstackServer } from '../src/create-server.js';
 import { builtinStartupHooks } from '../src/startup-hooks.js';
 
+const sharedFixtures = join(import.meta.dirname, '../../../../shared/fixtures');
+
 let serverDir: string;
 let store: StateStore;
 let server: DstackServer | undefined;
@@ -63,7 +65,7 @@ afterEach(async () => {
 
 describe('the config.yml backend sync at start', () => {
   it('gives project main the local backend of config-aes.yml', async () => {
-    copyFileSync('/work/shared/fixtures/server/config-aes.yml', join(serverDir, 'config.yml'));
+    copyFileSync(join(sharedFixtures, 'server/config-aes.yml'), join(serverDir, 'config.yml'));
     const started = await start();
     const main = await store.findOne('projects', { where: { name: 'main' } });
 

@@ -10,6 +10,8 @@ import {
   ServerConfigError,
 } from '../src/config/server-config.js';
 
+const sharedFixtures = join(import.meta.dirname, '../../../../shared/fixtures');
+
 let dir: string;
 let providers: BackendProvider[];
 
@@ -68,7 +70,7 @@ describe('config.yml backends', () => {
         'projects:\n  - name: main\n    backends:\n      - type: aws\n' +
           '        creds: {type: default}\n',
       )).toEqual([]);
-      const aes = await loadServerConfig('/work/shared/fixtures/server/config-aes.yml');
+      const aes = await loadServerConfig(join(sharedFixtures, 'server/config-aes.yml'));
       expect(() => checkServerConfigBackends('config-aes.yml', aes!, providers)).not.toThrow();
     });
 });

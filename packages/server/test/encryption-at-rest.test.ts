@@ -16,6 +16,8 @@ import { loadServerConfig } from '../src/config/server-config.js';
 import { createServer } from '../src/create-server.js';
 import type { DstackServer } from '../src/create-server.js';
 
+const sharedFixtures = join(import.meta.dirname, '../../../../shared/fixtures');
+
 const postgresUrl =
   process.env.DSTACK_TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
 
@@ -45,7 +47,7 @@ let store: StateStore | undefined;
 
 beforeEach(() => {
   serverDir = mkdtempSync(join(tmpdir(), 'encryption-at-rest-'));
-  copyFileSync('/work/shared/fixtures/server/config-aes.yml', join(serverDir, 'config.yml'));
+  copyFileSync(join(sharedFixtures, 'server/config-aes.yml'), join(serverDir, 'config.yml'));
 });
 
 afterEach(async () => {

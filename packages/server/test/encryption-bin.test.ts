@@ -150,7 +150,7 @@ describe('dstack-server reencrypt as a process', () => {
     expect(bad.output()).toContain('reencrypt: unknown argument --nope');
 
     writeFileSync(join(dir, 'config.yml'), readFileSync(
-      '/work/shared/fixtures/server/config-bad-key.yml',
+      join(import.meta.dirname, '../../../../shared/fixtures/server/config-bad-key.yml'),
     ));
     const badKey = spawnBin(['reencrypt']);
     expect(await exitOf(badKey.child)).toBe(1);

@@ -1,10 +1,11 @@
+import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { createCipher, EncryptionKeyConfigError, validateEncryptionKeys } from '@dstack/core';
 import type { EncryptionKeyConfig } from '@dstack/core';
 
-const fixtures = '/work/shared/fixtures/server';
+const fixtures = join(import.meta.dirname, '../../../../shared/fixtures/server');
 
 function keysOf(file: string): EncryptionKeyConfig[] {
   const config = parse(readFileSync(`${fixtures}/${file}`, 'utf8')) as {

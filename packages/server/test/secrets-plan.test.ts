@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -9,6 +10,8 @@ import {
 import type { Logger } from '@dstack/core';
 import { createServer } from '../src/create-server.js';
 import type { DstackServer } from '../src/create-server.js';
+
+const sharedFixtures = join(import.meta.dirname, '../../../../shared/fixtures');
 
 const value = 'sk-never-in-a-plan-4321';
 const token = 'plan-admin-token';
@@ -59,7 +62,7 @@ afterEach(async () => {
 describe('a secret value stays out of plans, runs and logs', () => {
   it('task-secret: get_plan, apply, get and list never show the value', async () => {
     const configuration = parse(
-      readFileSync('/work/shared/fixtures/configs/task-secret.dstack.yml', 'utf8'),
+      readFileSync(join(sharedFixtures, 'configs/task-secret.dstack.yml'), 'utf8'),
     ) as Record<string, unknown>;
     const runSpec = { run_name: 'uses-secret', configuration, ssh_key_pub: 'ssh-rsa AAA test' };
     const saved = await call('/api/project/main/secrets/create_or_update', {

@@ -9,7 +9,7 @@ import {
   writeDefaultServerConfig,
 } from '../src/index.js';
 
-const fixtures = '/work/shared/fixtures/server';
+const fixtures = join(import.meta.dirname, '../../../../shared/fixtures/server');
 let dir: string;
 
 beforeEach(async () => {

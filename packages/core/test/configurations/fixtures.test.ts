@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -10,7 +11,7 @@ import {
   ServerClientError,
 } from '@dstack/core';
 
-const FIXTURES = '/work/shared/fixtures/configs';
+const FIXTURES = join(import.meta.dirname, '../../../../../shared/fixtures/configs');
 
 function fixture(name: string): Record<string, unknown> {
   return parse(readFileSync(`${FIXTURES}/${name}.dstack.yml`, 'utf8')) as Record<string, unknown>;

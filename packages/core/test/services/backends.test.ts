@@ -35,6 +35,8 @@ import type {
 import { addProject, addUser, createTestContext } from '../crypto/test-context.js';
 import type { TestContext } from '../crypto/test-context.js';
 
+const sharedFixtures = join(import.meta.dirname, '../../../../../shared/fixtures');
+
 /** A cloud-like plug-in: an API key checked against the "cloud" before it is stored. */
 function createKeyedProvider(type: string, checks: BackendSettings[] = []): BackendProvider {
   return {
@@ -372,7 +374,7 @@ describe('syncConfigBackends', () => {
 
   it('applies the backends of fixtures/server/config-aes.yml', async () => {
     const config = parse(
-      readFileSync('/work/shared/fixtures/server/config-aes.yml', 'utf8'),
+      readFileSync(join(sharedFixtures, 'server/config-aes.yml'), 'utf8'),
     ) as { projects: ConfigProjectBackends[] };
 
     const result = await syncConfigBackends(ctx, config.projects);

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -18,6 +19,8 @@ import type { ProjectRecord, SecretsScope, UserRecord } from '@dstack/core';
 import { parse } from 'yaml';
 import { addProject, addUser, createTestContext } from '../crypto/test-context.js';
 import type { TestContext } from '../crypto/test-context.js';
+
+const sharedFixtures = join(import.meta.dirname, '../../../../../shared/fixtures');
 
 let ctx: TestContext;
 let admin: UserRecord;
@@ -219,7 +222,7 @@ describe('interpolateSecrets', () => {
 
 describe('fixtures/configs/task-secret.dstack.yml at the service level', () => {
   const configuration = parse(
-    readFileSync('/work/shared/fixtures/configs/task-secret.dstack.yml', 'utf8'),
+    readFileSync(join(sharedFixtures, 'configs/task-secret.dstack.yml'), 'utf8'),
   ) as { env: string[]; commands: string[] };
   const env = Object.fromEntries(
     configuration.env.map((line) => {
