@@ -235,6 +235,22 @@ export interface UserPublicKeyRecord {
   createdAt: number;
 }
 
+/** One metrics sample of a job, as the collection task stores it. */
+export interface JobMetricsPointRecord {
+  id: string;
+  jobId: string;
+  /** When the agent took the sample, in microseconds since the epoch. */
+  timestampMicro: number;
+  /** The job's cumulative CPU time, in microseconds. */
+  cpuUsageMicro: number;
+  memoryUsageBytes: number;
+  memoryWorkingSetBytes: number;
+  /** Memory used on each GPU, in bytes, in the instance's GPU order. */
+  gpusMemoryUsageBytes: number[];
+  /** Utilization of each GPU, 0 to 100. */
+  gpusUtilPercent: number[];
+}
+
 /** Every table the StateStore keeps, by name. */
 export interface TableRows {
   users: UserRecord;
@@ -251,6 +267,7 @@ export interface TableRows {
   repo_creds: RepoCredsRecord;
   codes: CodeRecord;
   user_public_keys: UserPublicKeyRecord;
+  job_metrics_points: JobMetricsPointRecord;
 }
 
 export type TableName = keyof TableRows;
@@ -332,5 +349,10 @@ export const tableColumns: { [T in TableName]: { [C in keyof TableRows[T]]-?: Co
   user_public_keys: {
     id: 'text', userId: 'text', name: 'text', type: 'text', fingerprint: 'text', key: 'text',
     createdAt: 'time',
+  },
+  job_metrics_points: {
+    id: 'text', jobId: 'text', timestampMicro: 'integer', cpuUsageMicro: 'integer',
+    memoryUsageBytes: 'integer', memoryWorkingSetBytes: 'integer',
+    gpusMemoryUsageBytes: 'json', gpusUtilPercent: 'json',
   },
 };

@@ -26,7 +26,23 @@ export interface CoreSettings {
    * events at all. Unset means the original's 30 days.
    */
   eventsTtlSeconds?: number;
+  /**
+   * `DSTACK_SERVER_METRICS_RUNNING_TTL_SECONDS`: a running job's metrics points older than
+   * this are deleted. Unset means the original's hour.
+   */
+  metricsRunningTtlSeconds?: number;
+  /**
+   * `DSTACK_SERVER_METRICS_FINISHED_TTL_SECONDS`: a finished job's metrics points older than
+   * this are deleted. Unset means the original's 7 days.
+   */
+  metricsFinishedTtlSeconds?: number;
 }
 
 /** The events TTL the original uses when none is set: 30 days. */
 export const defaultEventsTtlSeconds = 30 * 24 * 3600;
+
+/** How long a running job's metrics points are kept when no TTL is set: one hour. */
+export const defaultMetricsRunningTtlSeconds = 3600;
+
+/** How long a finished job's metrics points are kept when no TTL is set: 7 days. */
+export const defaultMetricsFinishedTtlSeconds = 7 * 24 * 3600;

@@ -191,6 +191,19 @@ const hotQueryIndexes: StateMigration = {
   },
 };
 
+// Job metrics samples (metrics/job). Reads take one job's newest points; the TTL deletes
+// take a job's points older than a cutoff, or every point older than one.
+const jobMetricsPoints: StateMigration = {
+  async up(db, dialect) {
+    await createTable(db, dialect, 'job_metrics_points', `
+      id text!, job_id text!, timestamp_micro integer!, cpu_usage_micro integer!,
+      memory_usage_bytes integer!, memory_working_set_bytes integer!,
+      gpus_memory_usage_bytes json!, gpus_util_percent json!`);
+    await createIndex(db, 'job_metrics_points', ['job_id', 'timestamp_micro']);
+    await createIndex(db, 'job_metrics_points', ['timestamp_micro']);
+  },
+};
+
 /**
  * Every migration of the state schema, oldest first. Names sort in order; a new step gets
  * the next number and never changes an old one.
@@ -200,6 +213,7 @@ export const stateMigrations: Readonly<Record<string, StateMigration>> = {
   '0002_repo_creds_and_codes': repoCredsAndCodes,
   '0003_user_public_keys': userPublicKeys,
   '0004_hot_query_indexes': hotQueryIndexes,
+  '0005_job_metrics_points': jobMetricsPoints,
 };
 
 /** Options of `migrateToLatest`. */

@@ -110,6 +110,31 @@ export interface AgentPull {
   hasMore: boolean;
 }
 
+/** One GPU as a metrics sample sees it. */
+export interface AgentGpuMetrics {
+  /** GPU memory the job uses, in bytes. */
+  memoryUsageBytes: number;
+  /** Utilization of the GPU, 0 to 100. */
+  utilPercent: number;
+}
+
+/**
+ * One sample of a job's resource use, taken on the instance. CPU time is cumulative, so two
+ * samples give the usage between them.
+ */
+export interface AgentMetricsSample {
+  /** When the sample was taken (the instance's clock), in microseconds since the epoch. */
+  timestampMicro: number;
+  /** CPU time the job has used since it started, in microseconds. */
+  cpuUsageMicro: number;
+  /** Memory the job uses, in bytes. */
+  memoryUsageBytes: number;
+  /** The part of `memoryUsageBytes` the job cannot give back without paging (no cache). */
+  memoryWorkingSetBytes: number;
+  /** One entry per GPU the job sees, in the instance's GPU order; empty without GPUs. */
+  gpus: AgentGpuMetrics[];
+}
+
 /**
  * Runs jobs on one instance. Jobs keep running and keep their output when the server stops,
  * so a restarted server pulls from its stored cursor with nothing lost or repeated.
@@ -129,6 +154,13 @@ export interface InstanceAgent {
 
   /** Forgets a finished job and what it kept. */
   remove(jobSubmissionId: string): Promise<void>;
+
+  /**
+   * A sample of a running job's resource use, or null when none can be taken (the job is
+   * unknown, not running yet or already ended, or the instance cannot measure it). An agent
+   * without this member collects no metrics.
+   */
+  metrics?(jobSubmissionId: string): Promise<AgentMetricsSample | null>;
 
   /** Releases connections to the instance. */
   close?(): Promise<void>;

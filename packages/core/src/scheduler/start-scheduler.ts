@@ -7,6 +7,8 @@ import { jobProvisioningPipeline, jobRunningPipeline } from './job-running.js';
 import { jobSubmittedPipeline } from './job-submitted.js';
 import { jobTerminatingPipeline } from './job-terminating.js';
 import { deleteExpiredEvents } from '../services/events-retention.js';
+import type { JobMetricsTaskOptions } from './job-metrics.js';
+import { startJobMetricsTasks } from './job-metrics.js';
 import { startPeriodicTask } from './periodic-task.js';
 import type { PipelineHandle } from './pipeline.js';
 import { startPipeline } from './pipeline.js';
@@ -23,7 +25,7 @@ import type { SchedulerRuntime } from './runtime.js';
 export type StartSchedulerOptions = Partial<Omit<SchedulerOptions, 'intervals' | 'rates'>> & {
   intervals?: Partial<SchedulerIntervals>;
   rates?: Partial<SchedulerRates>;
-};
+} & JobMetricsTaskOptions;
 
 /** A running scheduler. */
 export interface Scheduler {
@@ -34,7 +36,8 @@ export interface Scheduler {
 }
 
 /**
- * Starts the background pipelines (jobs, runs, instances, fleets) over the context's store.
+ * Starts the background pipelines (jobs, runs, instances, fleets) and the periodic tasks
+ * (events TTL, job metrics collection and TTL) over the context's store.
  * It sets `ctx.hint` so API writes wake the pipelines, and restores it on stop.
  */
 export function startScheduler(ctx: CoreContext, options: StartSchedulerOptions = {}): Scheduler {
@@ -88,6 +91,7 @@ export function startScheduler(ctx: CoreContext, options: StartSchedulerOptions 
       }
     },
   );
+  const jobMetrics = startJobMetricsTasks(ctx, agents, options);
   ctx.logger.info({ replicaId: resolved.replicaId }, 'scheduler started');
 
   return {
@@ -100,6 +104,7 @@ export function startScheduler(ctx: CoreContext, options: StartSchedulerOptions 
       await Promise.all([
         ...[...byTable.values()].flat().map((handle) => handle.stop()),
         eventsCleanup.stop(),
+        jobMetrics.stop(),
       ]);
       await agents.closeAll();
       ctx.logger.info({}, 'scheduler stopped');

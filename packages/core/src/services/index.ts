@@ -22,5 +22,7 @@ export * from './repos.js';
 export * from './gpus.js';
 export * from './events.js';
 export * from './events-retention.js';
+export * from './metrics.js';
+export * from './metrics-retention.js';
 export * from './gateways.js';
 export * from './volumes.js';

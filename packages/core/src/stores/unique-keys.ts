@@ -21,4 +21,5 @@ export const tableUniqueKeys: {
   repo_creds: [['repoId', 'userId']],
   codes: [['repoId', 'blobHash']],
   user_public_keys: [['userId', 'fingerprint']],
+  job_metrics_points: [],
 };

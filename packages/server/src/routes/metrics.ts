@@ -1,5 +1,10 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { RequestValidationError, ResourceNotExistsError } from '@dstack/core';
+import {
+  getJobMetrics,
+  parseWireTimeMicro,
+  RequestValidationError,
+  ResourceNotExistsError,
+} from '@dstack/core';
 import type { RunRecord } from '@dstack/core';
 import { requireProject, validateBody } from '../http/index.js';
 import type { JsonSchema } from '../http/index.js';
@@ -21,6 +26,9 @@ interface MetricsQuery {
   run_id: string | null;
   replica_num: number;
   job_num: number;
+  limit: number;
+  after: string | null;
+  before: string | null;
 }
 
 const intParsingMessage = 'Input should be a valid integer, unable to parse string as an integer';
@@ -47,7 +55,8 @@ function queryOf<T>(request: FastifyRequest, schema: JsonSchema): T {
 
 /**
  * `GET /api/project/{p}/metrics/job/{run_name}` (any member): the job is looked up by run
- * id or the latest non-deleted run of that name, then by replica and job number.
+ * id or the latest non-deleted run of that name, then by replica and job number (its latest
+ * submission); the answer holds its newest `limit` samples within `after` and `before`.
  */
 export function registerMetricsRoutes(app: FastifyInstance, deps: RouteDeps): void {
   const { ctx } = deps;
@@ -78,8 +87,10 @@ export function registerMetricsRoutes(app: FastifyInstance, deps: RouteDeps): vo
       throw new ResourceNotExistsError('Found no job with given parameters');
     }
 
-    // TODO: the server collects no job metrics from the runners yet, so every job has no
-    // samples; `limit`, `after` and `before` start to matter once it does.
-    return { metrics: [] };
+    return getJobMetrics(ctx.store, job, {
+      limit: query.limit,
+      afterMicro: query.after === null ? null : parseWireTimeMicro(query.after),
+      beforeMicro: query.before === null ? null : parseWireTimeMicro(query.before),
+    }, ctx.logger);
   });
 }
