@@ -16,6 +16,14 @@ import { newJobRecord, runJobSpecs } from '../services/runs.js';
 import type { Claimed, PipelineDefinition } from './pipeline.js';
 import { dueByStatus } from './pipeline.js';
 import type { SchedulerRuntime } from './runtime.js';
+import { nudge } from './nudge.js';
+import type { ReplicaChanges } from './service-replicas.js';
+import {
+  inPlaceDeploymentUpdates,
+  replicaJobSpecs,
+  scaledDownReason,
+  serviceReplicaChanges,
+} from './service-replicas.js';
 
 type RunItem = Claimed<'runs'>;
 
@@ -65,6 +73,20 @@ function isScheduledWait(run: RunRecord): boolean {
   return run.resubmissionAttempt === 0 && run.nextTriggeredAt !== null;
 }
 
+/**
+ * The spec of a new submission of `job`: its own while the run's deployment is the job's,
+ * otherwise the one the run's current spec gives that replica, so a retry never brings back
+ * an old deployment.
+ */
+function resubmittedSpec(run: RunRecord, job: JobRecord): JobSpec {
+  if (job.deploymentNum === run.deploymentNum) {
+    return job.jobSpec as JobSpec;
+  }
+
+  const specs = replicaJobSpecs(run, job.replicaNum);
+  return specs.find((candidate) => candidate.job_num === job.jobNum) ?? (job.jobSpec as JobSpec);
+}
+
 async function resubmit(
   rt: SchedulerRuntime,
   run: RunRecord,
@@ -76,7 +98,7 @@ async function resubmit(
 
   await access.insert(
     'jobs',
-    jobs.map((job) => newJobRecord(run, job.jobSpec as JobSpec, job.submissionNum + 1, now)),
+    jobs.map((job) => newJobRecord(run, resubmittedSpec(run, job), job.submissionNum + 1, now)),
   );
 }
 
@@ -228,16 +250,87 @@ async function processPendingRun(
   rt.ctx.hint?.('jobs');
 }
 
-/** An active run: its status follows from the latest submission of each job. */
-async function processActiveRun(
+/**
+ * The replica work of an active run's pass: services scale and roll out new deployments;
+ * other runs only move their jobs to a new deployment in place (their updatable fields never
+ * change a job spec).
+ */
+function replicaChangesOf(
+  run: RunRecord,
+  jobs: readonly JobRecord[],
+  latest: readonly JobRecord[],
+  now: number,
+): ReplicaChanges {
+  if ((run.runSpec as RunSpec).configuration.type === 'service') {
+    return serviceReplicaChanges(run, jobs, latest, now);
+  }
+
+  return { inserts: [], updates: inPlaceDeploymentUpdates(run, latest) };
+}
+
+/** Commits the run's status with the replica changes in one transaction. */
+async function commitActiveRun(
   rt: SchedulerRuntime,
   item: RunItem,
-  jobs: readonly JobRecord[],
+  patch: Partial<RunRecord>,
+  changes: ReplicaChanges,
   latest: readonly JobRecord[],
 ): Promise<void> {
   const { ctx } = rt;
   const run = item.row;
+  const byId = new Map(latest.map((job) => [job.id, job]));
+  const changed = changes.inserts.length > 0 || changes.updates.size > 0;
+
+  await ctx.store.transaction(async (tx) => {
+    if (!(await item.commit(patch, tx)) || !changed) {
+      return;
+    }
+
+    if (changes.inserts.length > 0) {
+      await tx.insert('jobs', changes.inserts);
+    }
+
+    for (const [id, update] of changes.updates) {
+      const status = byId.get(id)?.status;
+      // A stopped job is due for its terminating pipeline at once.
+      const extra = update.status === undefined ? {} : { lockOwner: null };
+      await tx.update('jobs', { id, ...(status === undefined ? {} : { status }) },
+        { ...update, ...extra });
+    }
+
+    // Another pass follows at once: a step of a rollout may enable the next.
+    await nudge(tx, 'runs', run.id);
+  });
+
+  if (!changed) {
+    return;
+  }
+
+  const stopped = [...changes.updates.values()].filter((u) => u.status !== undefined).length;
+  ctx.logger.info({
+    runName: run.runName,
+    deploymentNum: run.deploymentNum,
+    started: changes.inserts.length,
+    stopped,
+    movedInPlace: changes.updates.size - stopped,
+  }, 'run replicas changed');
+  ctx.hint?.('jobs');
+}
+
+/**
+ * An active run: its status follows from the latest submission of each job; replicas a
+ * scale-down or a rollout stopped no longer count.
+ */
+async function processActiveRun(
+  rt: SchedulerRuntime,
+  item: RunItem,
+  jobs: readonly JobRecord[],
+  allLatest: readonly JobRecord[],
+): Promise<void> {
+  const { ctx } = rt;
+  const run = item.row;
   const now = ctx.now();
+  const latest = allLatest.filter((job) => job.terminationReason !== scaledDownReason);
   const failed = latest.filter((job) => isJobFinished(job.status) && job.status !== 'done');
   const toRetry: JobRecord[] = [];
 
@@ -305,7 +398,14 @@ async function processActiveRun(
     status = 'submitted';
   }
 
-  await item.commit(status === run.status ? {} : { status, statusMessage: status });
+  const patch = status === run.status ? {} : { status, statusMessage: status };
+  // A job that is stopping for its own reasons is judged (retry or fail) once it ends; until
+  // then its replica is neither replaced nor counted.
+  const settling = latest.some((job) => job.status === 'terminating');
+  const changes = settling
+    ? { inserts: [], updates: new Map() }
+    : replicaChangesOf(run, jobs, allLatest, now);
+  await commitActiveRun(rt, item, patch, changes, allLatest);
 }
 
 async function processRun(rt: SchedulerRuntime, item: RunItem): Promise<void> {

@@ -27,6 +27,7 @@ import {
 } from './offers.js';
 import { nextRunName, randomRunNameStem, resourceNamePattern } from './run-names.js';
 import { normalizeRunSpec, runRequirements } from './run-spec.js';
+import { canUpdateRunSpec, checkCanUpdateRunSpec } from './run-update.js';
 
 /** Who acts on runs: the project and the user, already checked by the route guard. */
 export interface RunActor {
@@ -123,14 +124,6 @@ export async function candidateFleets(
   );
 
   return fleets.filter((fleet) => wanted.has(fleet.name));
-}
-
-/**
- * Whether applying `spec` to the active run with `currentSpec` leaves the run as it is, the
- * only change applied in place so far; anything else needs the run stopped and re-created.
- */
-function canApplyInPlace(currentSpec: RunSpec, spec: RunSpec): boolean {
-  return isDeepStrictEqual({ ...currentSpec }, { ...spec, run_name: currentSpec.run_name });
 }
 
 /** Offers for one job: idle instances of the fleets first, then new capacity, cheapest first. */
@@ -275,7 +268,7 @@ export async function getRunPlan(
       ? null
       : await loadRunWire(ctx.store, current, { projectName: actor.project.name, now: ctx.now() }),
     // As the original: `update` only when apply can change the active run in place.
-    action: current !== undefined && canApplyInPlace(current.runSpec as RunSpec, effective)
+    action: current !== undefined && canUpdateRunSpec(current.runSpec as RunSpec, effective)
       ? 'update'
       : 'create',
   };
@@ -336,6 +329,65 @@ export function runJobSpecs(spec: RunSpec, runName: string): JobSpec[] {
   return specs;
 }
 
+/**
+ * Applies a changed spec to an active run, as the original: the spec is stored, the
+ * deployment number goes up by one and the run pipeline brings the jobs to it (in place when
+ * their job specs stay the same, by a rolling deployment of services otherwise).
+ */
+async function updateRunInPlace(
+  ctx: CoreContext,
+  tx: StateAccess,
+  actor: RunActor,
+  current: RunRecord,
+  spec: RunSpec,
+  request: ApplyRunRequest,
+): Promise<RunRecord> {
+  const currentSpec = current.runSpec as RunSpec;
+  let changed: string[];
+
+  try {
+    changed = checkCanUpdateRunSpec(currentSpec, spec);
+  } catch (error) {
+    if (error instanceof ServerClientError) {
+      ctx.logger.debug({ runName: current.runName, reason: error.message },
+        'run cannot be updated in place');
+      throw new ServerClientError('Cannot override active run. Stop the run first.');
+    }
+
+    throw error;
+  }
+
+  if (!request.force) {
+    const expected = request.currentResource;
+
+    if (expected === null || expected.id !== current.id ||
+      !isDeepStrictEqual(expected.run_spec, currentSpec)) {
+      throw new ServerClientError(
+        'Failed to apply plan. Resource has been changed. Try again or use force apply.',
+      );
+    }
+  }
+
+  const deploymentNum = current.deploymentNum + 1;
+  const patch = {
+    runSpec: { ...spec, run_name: current.runName },
+    priority: Number(spec.configuration.priority ?? 0),
+    deploymentNum,
+    // Due at once: the run pipeline brings the jobs to the new deployment.
+    lockOwner: null,
+  };
+
+  await tx.update('runs', { id: current.id }, patch);
+  await recordEvent(
+    ctx,
+    tx,
+    `Run updated. Deployment: ${deploymentNum}. Changed fields: ${changed.join(', ')}`,
+    actor.user,
+    [eventTarget.run(current)],
+  );
+  return { ...current, ...patch };
+}
+
 /** The body of `runs/apply`. */
 export interface ApplyRunRequest {
   runSpec: unknown;
@@ -344,8 +396,9 @@ export interface ApplyRunRequest {
 }
 
 /**
- * Creates a run with its jobs in one transaction, or returns the active run of that name
- * when nothing changed. A new run needs no fleet here: the scheduler reports a missing one.
+ * Creates a run with its jobs in one transaction, or updates the active run of that name in
+ * place when its spec allows. A new run needs no fleet here: the scheduler reports a missing
+ * one.
  */
 export async function applyRunPlan(
   ctx: CoreContext,
@@ -359,33 +412,18 @@ export async function applyRunPlan(
   await checkImageSupport(ctx, actor, spec);
 
   const project = actor.project;
+  let updated = false;
   const run = await ctx.store.withLock(`run_names_${project.id}`, () =>
     ctx.store.transaction(async (tx) => {
+      updated = false;
       const now = ctx.now();
       const current = spec.run_name
         ? await activeRunByName(tx, project.id, spec.run_name)
         : undefined;
 
       if (current !== undefined) {
-        const currentSpec = current.runSpec as RunSpec;
-
-        if (!request.force) {
-          const expected = request.currentResource;
-
-          if (expected === null || expected.id !== current.id ||
-            !isDeepStrictEqual(expected.run_spec, currentSpec)) {
-            throw new ServerClientError(
-              'Failed to apply plan. Resource has been changed. Try again or use force apply.',
-            );
-          }
-        }
-
-        if (canApplyInPlace(currentSpec, spec)) {
-          return current;
-        }
-
-        // TODO: in-place updates of services (replicas, env, image) need rolling deployments.
-        throw new ServerClientError('Cannot override active run. Stop the run first.');
+        updated = true;
+        return updateRunInPlace(ctx, tx, actor, current, spec, request);
       }
 
       let runName = spec.run_name;
@@ -440,7 +478,12 @@ export async function applyRunPlan(
   ctx.hint?.('jobs');
   ctx.hint?.('runs');
 
-  if (run.nextTriggeredAt === null) {
+  if (updated) {
+    ctx.logger.info(
+      { runName: run.runName, projectName: project.name, deploymentNum: run.deploymentNum },
+      'run updated',
+    );
+  } else if (run.nextTriggeredAt === null) {
     ctx.logger.info({ runName: run.runName, projectName: project.name }, 'run submitted');
   } else {
     ctx.logger.info(
