@@ -5,6 +5,7 @@
 import {
   applyFleetPlan,
   createCipher,
+  deleteFleets,
   createMemoryLogStore,
   createMemoryStateStore,
   defaultPermissions,
@@ -105,3 +106,71 @@ it('ends a down host and a wrong-key host with messages naming them, in time', a
   ]);
   expect(Date.now() - started).toBeLessThan(8000);
 });
+
+it('deletes a fleet whose host never came up at once, without release retries', async () => {
+  const userKey = generateKeyPair('user@laptop');
+  const downPort = await freePort('127.0.0.16');
+  const downProvider = createSshBackendProvider({ connectTimeoutMillis: 1000 });
+  const local: CoreContext = {
+    store: createMemoryStateStore(),
+    logs: createMemoryLogStore(),
+    cipher: createCipher(),
+    providers: new Map([['remote', downProvider]]),
+    logger: silentLogger,
+    settings: {
+      serverDir: '/nonexistent',
+      serverVersion: null,
+      defaultPermissions: { ...defaultPermissions },
+      userProjectQuota: 10,
+    },
+    now: Date.now,
+  };
+  const user = (await getOrCreateAdminUser(local)).user;
+  const project = (await getOrCreateProject(local, user, 'main')).project;
+  const configuration = {
+    type: 'fleet',
+    name: 'never-up',
+    ssh_config: {
+      user: 'root',
+      ssh_key: { public: userKey.publicKey, private: userKey.privateKey },
+      hosts: [{ hostname: '127.0.0.16', port: downPort }],
+    },
+  };
+  await applyFleetPlan(local, { project, user }, {
+    spec: { configuration, configuration_path: null, profile: {}, autocreated: false } as
+      unknown as FleetSpec,
+    currentResource: null,
+    force: false,
+  });
+  const running = startScheduler(local, {
+    intervals: { instancesPending: 200, fleets: 200 },
+    hostProvisioningTimeoutMillis: 10 * 60_000,
+  });
+
+  try {
+    const instance = async () => (await local.store.find('instances', {}))[0]!;
+    const waitFor = async (done: () => Promise<boolean>, millis: number) => {
+      const deadline = Date.now() + millis;
+
+      while (!(await done()) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    };
+
+    // A failed attempt first, so the host is known to be down when the fleet goes.
+    await waitFor(async () => (await instance()).terminationReasonMessage !== null, 15_000);
+    expect((await instance()).status).toBe('pending');
+    await deleteFleets(local, project, ['never-up']);
+    await waitFor(async () => (await instance()).status === 'terminated', 15_000);
+    const fleets = await local.store.find('fleets', {});
+    await waitFor(async () => (await local.store.get('fleets', fleets[0]!.id))!.deleted, 15_000);
+
+    expect((await instance()).status).toBe('terminated');
+    expect((await instance()).firstTerminationRetryAt).toBeNull();
+    expect((await local.store.get('fleets', fleets[0]!.id))!.deleted).toBe(true);
+  } finally {
+    await running.stop();
+    await downProvider.close();
+    await local.store.close();
+  }
+}, 60_000);

@@ -254,15 +254,21 @@ async function terminate(rt: SchedulerRuntime, item: InstanceItem): Promise<void
     }
   } catch (error) {
     const first = instance.firstTerminationRetryAt ?? now;
-    ctx.logger.warn({ instance: instance.name, err: errorText(error) }, 'termination failed');
+    // A host never provisioned had at most our key half-installed by a failed attempt: one
+    // try to remove it is enough, retrying an unreachable host for minutes helps no one.
+    const neverProvisioned = instance.backend === 'remote' && data === null;
+    ctx.logger.warn({ instance: instance.name, err: errorText(error), neverProvisioned },
+      'termination failed');
 
-    if (now - first < terminationRetryMillis) {
+    if (!neverProvisioned && now - first < terminationRetryMillis) {
       await item.commit({ firstTerminationRetryAt: first });
       return;
     }
 
-    ctx.logger.error({ instance: instance.name },
-      'instance could not be terminated; end it manually');
+    if (!neverProvisioned) {
+      ctx.logger.error({ instance: instance.name },
+        'instance could not be terminated; end it manually');
+    }
   }
 
   await rt.agents.drop(instance.id);
