@@ -6,6 +6,7 @@ import { isAbsolute, join, resolve, sep } from 'node:path';
 import type {
   AgentJob,
   AgentJobState,
+  AgentMetricsSample,
   AgentRepo,
   AgentPull,
   InstanceAgent,
@@ -14,6 +15,7 @@ import type { LogEvent } from '../../ports/log-store.js';
 import type { Logger } from '../../ports/logger.js';
 import { readEventsAfter } from './events-file.js';
 import type { RunnerEvent } from './events-file.js';
+import { sampleProcessGroup } from './process-metrics.js';
 
 export interface LocalAgentOptions {
   /** `<serverDir>/local/jobs`: one directory per job submission. */
@@ -27,6 +29,8 @@ export interface LocalAgentOptions {
   pageSize: number;
   /** How long a job may go without a runner state before it counts as failed to start. */
   runnerStartMillis?: number;
+  /** The `nvidia-smi` asked for the GPU use of jobs (default: the one on PATH). */
+  nvidiaSmiPath?: string;
 }
 
 /** What the runner keeps in `state.json`. */
@@ -272,13 +276,24 @@ export function createLocalAgent(options: LocalAgentOptions): InstanceAgent {
     await rm(dir, { recursive: true, force: true });
   }
 
+  // The job's process group, measured through /proc; no group, no sample.
+  async function metrics(jobSubmissionId: string): Promise<AgentMetricsSample | null> {
+    const state = await readJson<RunnerState>(join(jobDir(jobSubmissionId), 'state.json'));
+
+    if (state?.status !== 'running' || state.pid === undefined || !hasProcfs) {
+      return null;
+    }
+
+    return sampleProcessGroup(state.pid, { nvidiaSmiPath: options.nvidiaSmiPath });
+  }
+
   async function healthcheck(): Promise<void> {
     await mkdir(options.jobsDir, { recursive: true, mode: 0o700 });
     await access(options.jobsDir, constants.W_OK);
     await options.runnerPath();
   }
 
-  return { healthcheck, submit, pull, stop, remove };
+  return { healthcheck, submit, pull, stop, remove, metrics };
 }
 
 /** `path` resolved inside `dir`; a path that leaves it is refused. */

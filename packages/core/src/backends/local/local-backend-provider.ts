@@ -25,7 +25,7 @@ export interface LocalBackendProviderOptions {
   /** The server's directory; jobs live under `<serverDir>/local/jobs/<submission id>/`. */
   serverDir: string;
   logger?: Logger;
-  /** The `nvidia-smi` asked for GPUs (default: the one on PATH). */
+  /** The `nvidia-smi` asked for GPUs and their use (default: the one on PATH). */
   nvidiaSmiPath?: string;
   /** At most this many log events per pull (default 1000). */
   pullPageSize?: number;
@@ -133,6 +133,7 @@ export function createLocalBackendProvider(options: LocalBackendProviderOptions)
       runnerPath,
       logger: log,
       pageSize,
+      nvidiaSmiPath: options.nvidiaSmiPath,
     });
   }
 

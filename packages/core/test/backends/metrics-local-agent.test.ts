@@ -1,0 +1,144 @@
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createLocalBackendProvider } from '@dstack/core';
+import type { AgentJob, AgentMetricsSample, InstanceAgent, JobProvisioningData } from '@dstack/core';
+
+let serverDir: string;
+let agents: InstanceAgent[];
+let started: string[];
+
+function agentWith(nvidiaSmiPath: string): InstanceAgent {
+  const provider = createLocalBackendProvider({ serverDir, nvidiaSmiPath });
+  const agent = provider.agent({ backend: 'local', instance_id: 'slot-1' } as JobProvisioningData);
+  agents.push(agent);
+  return agent;
+}
+
+function busyJob(id: string): AgentJob {
+  return {
+    jobSubmissionId: id,
+    projectName: 'main',
+    runName: 'busy',
+    jobName: 'busy-0-0',
+    commands: ['while :; do :; done'],
+    shell: 'sh',
+    env: {},
+    workingDir: null,
+    maxDurationSeconds: null,
+  };
+}
+
+async function until<T>(check: () => Promise<T | null | undefined>): Promise<T> {
+  const deadline = Date.now() + 20_000;
+
+  for (;;) {
+    const value = await check();
+
+    if (value !== null && value !== undefined) {
+      return value;
+    }
+
+    if (Date.now() > deadline) {
+      throw new Error('timed out waiting');
+    }
+
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** The job's process group id, once the runner has started it. */
+async function pgidOf(id: string): Promise<number> {
+  return until(async () => {
+    const text = await readFile(join(serverDir, 'local', 'jobs', id, 'state.json'), 'utf8')
+      .catch(() => null);
+    const state = text === null ? null : (JSON.parse(text) as { pid?: number });
+    return state?.pid;
+  });
+}
+
+beforeEach(async () => {
+  serverDir = await mkdtemp(join(tmpdir(), 'local-metrics-'));
+  agents = [];
+  started = [];
+});
+
+afterEach(async () => {
+  for (const agent of agents) {
+    for (const id of started) {
+      await agent.remove(id).catch(() => undefined);
+    }
+  }
+
+  await rm(serverDir, { recursive: true, force: true });
+});
+
+describe('local agent metrics', () => {
+  it('samples a busy job: CPU time grows, memory is used, no GPUs without nvidia-smi', async () => {
+    const agent = agentWith(join(serverDir, 'no-nvidia-smi'));
+    const id = 'busy-cpu';
+    await agent.submit(busyJob(id));
+    started.push(id);
+    await pgidOf(id);
+
+    const first = await until(() => agent.metrics!(id));
+    let second: AgentMetricsSample | null = null;
+
+    // A second of busy looping at least, and a CPU time that has moved past the first.
+    await until(async () => {
+      second = await agent.metrics!(id);
+      const waited = second !== null && second.timestampMicro - first.timestampMicro >= 1e6;
+      return waited && second!.cpuUsageMicro > first.cpuUsageMicro ? true : null;
+    });
+
+    const last = second as unknown as AgentMetricsSample;
+    expect(last.cpuUsageMicro).toBeGreaterThan(first.cpuUsageMicro);
+    // One process cannot use more than one CPU: microseconds, not ticks. The slack covers
+    // the time between taking a timestamp and reading /proc on a busy machine.
+    expect(last.cpuUsageMicro - first.cpuUsageMicro)
+      .toBeLessThanOrEqual(2 * (last.timestampMicro - first.timestampMicro) + 500_000);
+    expect(last.memoryUsageBytes).toBeGreaterThan(0);
+    expect(last.memoryWorkingSetBytes).toBeGreaterThan(0);
+    expect(last.memoryWorkingSetBytes).toBeLessThanOrEqual(last.memoryUsageBytes);
+    expect(Math.abs(last.timestampMicro - Date.now() * 1000)).toBeLessThan(60_000_000);
+    expect(last.gpus).toEqual([]);
+
+    await agent.stop(id, { force: true });
+    await until(async () => ((await agent.metrics!(id)) === null ? true : null));
+  });
+
+  it('answers null for a job it does not know', async () => {
+    const agent = agentWith(join(serverDir, 'no-nvidia-smi'));
+
+    expect(await agent.metrics!('never-submitted')).toBeNull();
+  });
+
+  it("reports each GPU's utilization and the memory the job's processes hold on it",
+    async () => {
+      const agent = agentWith(join(serverDir, 'nvidia-smi'));
+      const id = 'busy-gpu';
+      await agent.submit(busyJob(id));
+      started.push(id);
+      const pgid = await pgidOf(id);
+      // nvidia-smi's CSV answers for two GPUs; the job's leader holds 300 MiB on the second,
+      // another program 100 MiB on the first.
+      await writeFile(join(serverDir, 'nvidia-smi'), [
+        '#!/bin/sh',
+        'case "$1" in',
+        "  --query-gpu=*) printf 'GPU-aaaa, 37\\nGPU-bbbb, 0\\n' ;;",
+        `  --query-compute-apps=*) printf '${pgid}, GPU-bbbb, 300\\n1, GPU-aaaa, 100\\n' ;;`,
+        '  *) exit 2 ;;',
+        'esac',
+        '',
+      ].join('\n'));
+      await chmod(join(serverDir, 'nvidia-smi'), 0o755);
+
+      const sample = await until(() => agent.metrics!(id));
+
+      expect(sample.gpus).toEqual([
+        { memoryUsageBytes: 0, utilPercent: 37 },
+        { memoryUsageBytes: 300 * 1024 * 1024, utilPercent: 0 },
+      ]);
+    });
+});
