@@ -80,9 +80,9 @@ describe('events emitted by mutations', () => {
         ['Project created', null, 'main'],
         ['User created', 'admin', 'alice'],
         ['Project created', 'alice', 'proj'],
-        ['Secret created', 'alice', 'proj'],
-        ['Secret updated', 'alice', 'proj'],
-        ['Secret deleted', 'alice', 'proj'],
+        ['Secret created', 'alice', 'TOKEN'],
+        ['Secret updated', 'alice', 'TOKEN'],
+        ['Secret deleted', 'alice', 'TOKEN'],
         ['Project deleted', 'alice', 'proj'],
         ['User deleted', 'admin', 'alice'],
       ]);
@@ -102,6 +102,14 @@ describe('events emitted by mutations', () => {
     });
     expect(Date.parse(aliceCreated.recorded_at))
       .toBeGreaterThan(Date.parse(all[1]!.recorded_at));
+
+    // As the original, secret events are about the secret, within its project.
+    const secretTargets = all.slice(4, 7).map((event) => event.targets);
+    expect(new Set(secretTargets.map((targets) => targets[0]!.id)).size).toBe(1);
+    expect(secretTargets[0]).toEqual([{
+      type: 'secret', project_id: projRow!.id, project_name: 'proj', is_project_deleted: true,
+      id: secretTargets[0]![0]!.id, name: 'TOKEN',
+    }]);
 
     // Deleted actors and projects keep their names and say they are deleted.
     const projectDeleted = all[7]!;

@@ -1,5 +1,6 @@
 /** The kinds of entity an event can be about. */
-export type EventTargetType = 'project' | 'user' | 'fleet' | 'instance' | 'run' | 'job';
+export type EventTargetType =
+  | 'project' | 'user' | 'fleet' | 'instance' | 'run' | 'job' | 'secret';
 
 /** An entity an event is about, as the events table keeps it. */
 export interface StoredEventTarget {

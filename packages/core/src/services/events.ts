@@ -13,6 +13,7 @@ import type {
   JobRecord,
   ProjectRecord,
   RunRecord,
+  SecretRecord,
   UserRecord,
 } from '../records.js';
 import { newId } from '../util/ids.js';
@@ -33,6 +34,8 @@ export const eventTarget = {
     ({ type: 'run', projectId: run.projectId, id: run.id, name: run.runName }),
   job: (job: Pick<JobRecord, 'id' | 'projectId' | 'jobName'>): StoredEventTarget =>
     ({ type: 'job', projectId: job.projectId, id: job.id, name: job.jobName }),
+  secret: (secret: Pick<SecretRecord, 'id' | 'projectId' | 'name'>): StoredEventTarget =>
+    ({ type: 'secret', projectId: secret.projectId, id: secret.id, name: secret.name }),
 };
 
 /** What recording an event needs of the core context. */

@@ -114,7 +114,6 @@ async function writeSecret(
   return ctx.store.transaction(async (tx) => {
     const existing = await findSecret(tx, scope.project.id, name);
     const now = ctx.now();
-    const targets = [eventTarget.project(scope.project)];
 
     if (existing === undefined) {
       const secret: SecretRecord = {
@@ -126,14 +125,14 @@ async function writeSecret(
         updatedAt: now,
       };
       await tx.insert('secrets', secret);
-      await recordEvent(ctx, tx, 'Secret created', scope.user, targets);
+      await recordEvent(ctx, tx, 'Secret created', scope.user, [eventTarget.secret(secret)]);
 
       return secret;
     }
 
     const patch = { value: ctx.cipher.encrypt(value), updatedAt: now };
     await tx.update('secrets', { id: existing.id }, patch);
-    await recordEvent(ctx, tx, 'Secret updated', scope.user, targets);
+    await recordEvent(ctx, tx, 'Secret updated', scope.user, [eventTarget.secret(existing)]);
 
     return { ...existing, ...patch };
   });
@@ -190,10 +189,8 @@ export async function deleteSecrets(
     }
 
     await tx.delete('secrets', { id: { in: found.map((secret) => secret.id) } });
-    const targets = [eventTarget.project(scope.project)];
-
-    for (let index = 0; index < found.length; index += 1) {
-      await recordEvent(ctx, tx, 'Secret deleted', scope.user, targets);
+    for (const secret of found) {
+      await recordEvent(ctx, tx, 'Secret deleted', scope.user, [eventTarget.secret(secret)]);
     }
   });
 
