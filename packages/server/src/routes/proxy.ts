@@ -41,9 +41,9 @@ async function replicaOf(
   }
 
   const jobs = latestSubmissions(await store.find('jobs', { where: { runId: run.id } }));
-  const running = jobs.filter((job) => job.status === 'running');
-  // TODO: balance across replicas once services scale beyond one replica.
-  const job = running[0];
+  // Only running replicas take requests: a replica being retired is terminating already.
+  const running = jobs.filter((job) => job.status === 'running' && job.jobNum === 0);
+  const job = running[Math.floor(Math.random() * running.length)];
   const data = job?.provisioningData as JobProvisioningData | null | undefined;
   const port = (job?.jobSpec as JobSpec | undefined)?.service_port;
 
@@ -53,6 +53,46 @@ async function replicaOf(
 
   const host = data.hostname ?? data.internal_ip ?? '127.0.0.1';
   return { url: `http://${host}:${port}`, auth: spec.configuration.auth !== false };
+}
+
+/** How long a request may wait for a replica that refuses connections to start listening. */
+const refusedRetryMillis = 5000;
+
+/**
+ * Forwards a request; a refused connection (a replica that runs but does not listen yet, as
+ * a new one of a rolling deployment) is tried again on a running replica picked afresh.
+ * TODO: readiness probes would keep such replicas out of the pick in the first place.
+ */
+async function forwardToReplica(
+  deps: RouteDeps,
+  params: ProxyParams,
+  firstUrl: string,
+  options: {
+    path: string;
+    method: string;
+    headers: Record<string, string>;
+    body?: string | Buffer;
+  },
+): Promise<Awaited<ReturnType<typeof forward>>> {
+  const deadline = Date.now() + refusedRetryMillis;
+  let url = firstUrl;
+
+  for (;;) {
+    try {
+      return await forward(`${url}${options.path}`, {
+        method: options.method as 'GET',
+        headers: options.headers,
+        body: options.body,
+      });
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'ECONNREFUSED' || Date.now() > deadline) {
+        throw error;
+      }
+    }
+
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    url = (await replicaOf(deps, params.project_name, params.run_name)).url;
+  }
 }
 
 async function proxyRequest(
@@ -85,8 +125,9 @@ async function proxyRequest(
     : Buffer.isBuffer(request.body) ? request.body : JSON.stringify(request.body);
 
   try {
-    const upstream = await forward(`${replica.url}/${params['*'] ?? ''}${query}`, {
-      method: request.method as 'GET',
+    const upstream = await forwardToReplica(deps, params, replica.url, {
+      path: `/${params['*'] ?? ''}${query}`,
+      method: request.method,
       headers,
       body,
     });
