@@ -61,7 +61,7 @@ export function fleetIdleSeconds(spec: FleetSpec, fallback: number): number {
 /** What a new instance row needs besides its defaults. */
 export interface NewInstanceOptions {
   projectId: string;
-  fleetId: string;
+  fleetId: InstanceRecord['fleetId'];
   fleetName: string;
   instanceNum: number;
   now: number;
