@@ -89,6 +89,12 @@ function settingsOf(options: ServerOptions): CoreSettings {
     defaultPermissions: permissions,
     userProjectQuota: given.userProjectQuota ?? 10,
     ...(given.eventsTtlSeconds === undefined ? {} : { eventsTtlSeconds: given.eventsTtlSeconds }),
+    ...(given.metricsRunningTtlSeconds === undefined
+      ? {}
+      : { metricsRunningTtlSeconds: given.metricsRunningTtlSeconds }),
+    ...(given.metricsFinishedTtlSeconds === undefined
+      ? {}
+      : { metricsFinishedTtlSeconds: given.metricsFinishedTtlSeconds }),
   };
 }
 

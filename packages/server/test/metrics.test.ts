@@ -3,6 +3,7 @@ import { newId } from '@dstack/core';
 import type { JobRecord } from '@dstack/core';
 import { createFakeBackend } from '@dstack/core/testing';
 import type { DstackServer } from '../src/index.js';
+import { CommandLineError, readServerCommandSettings } from '../src/cli/environment.js';
 import { addUser, createTestServer, post } from './helpers.js';
 
 let server: DstackServer;
@@ -278,5 +279,43 @@ describe('metrics/job with samples', () => {
 
     expect(bad.statusCode).toBe(422);
     expect(bad.json().detail[0]).toMatchObject({ loc: ['query', 'after'] });
+  });
+});
+
+describe('the metrics TTL settings', () => {
+  it('come from DSTACK_SERVER_METRICS_*_TTL_SECONDS, unset when the variables are', () => {
+    const settings = readServerCommandSettings([], {
+      DSTACK_SERVER_METRICS_RUNNING_TTL_SECONDS: '120',
+      DSTACK_SERVER_METRICS_FINISHED_TTL_SECONDS: '0',
+    });
+    const unset = readServerCommandSettings([], {});
+
+    expect(settings).toMatchObject({ metricsRunningTtlSeconds: 120, metricsFinishedTtlSeconds: 0 });
+    expect(unset).toMatchObject({ metricsRunningTtlSeconds: undefined });
+    expect(unset).toMatchObject({ metricsFinishedTtlSeconds: undefined });
+  });
+
+  it('refuse a value that is not whole seconds, naming the variable', () => {
+    const read = () =>
+      readServerCommandSettings([], { DSTACK_SERVER_METRICS_FINISHED_TTL_SECONDS: '7d' });
+
+    expect(read).toThrow(CommandLineError);
+    expect(read).toThrow("Invalid DSTACK_SERVER_METRICS_FINISHED_TTL_SECONDS '7d'");
+  });
+
+  it('reach the core settings through createServer', async () => {
+    const configured = await createTestServer({
+      settings: { metricsRunningTtlSeconds: 60, metricsFinishedTtlSeconds: 600 },
+    });
+
+    try {
+      expect(configured.ctx.settings).toMatchObject({
+        metricsRunningTtlSeconds: 60,
+        metricsFinishedTtlSeconds: 600,
+      });
+      expect(server.ctx.settings.metricsRunningTtlSeconds).toBeUndefined();
+    } finally {
+      await configured.close();
+    }
   });
 });

@@ -3,7 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLocalBackendProvider } from '@dstack/core';
-import type { AgentJob, AgentMetricsSample, InstanceAgent, JobProvisioningData } from '@dstack/core';
+import type {
+  AgentJob,
+  AgentMetricsSample,
+  InstanceAgent,
+  JobProvisioningData,
+} from '@dstack/core';
 
 let serverDir: string;
 let agents: InstanceAgent[];

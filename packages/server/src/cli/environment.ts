@@ -14,6 +14,10 @@ export interface ServerCommandSettings {
   userProjectQuota: number;
   /** DSTACK_SERVER_EVENTS_TTL_SECONDS; undefined keeps the default. */
   eventsTtlSeconds: number | undefined;
+  /** DSTACK_SERVER_METRICS_RUNNING_TTL_SECONDS; undefined keeps the default. */
+  metricsRunningTtlSeconds: number | undefined;
+  /** DSTACK_SERVER_METRICS_FINISHED_TTL_SECONDS; undefined keeps the default. */
+  metricsFinishedTtlSeconds: number | undefined;
   /** DSTACK_SERVER_CONFIG_DISABLED: no config.yml at all. */
   configDisabled: boolean;
 }
@@ -70,15 +74,16 @@ function quotaOf(value: string | undefined): number {
   return Number(value);
 }
 
-function eventsTtlOf(value: string | undefined): number | undefined {
+/** A TTL variable in whole seconds; unset or empty leaves the default. */
+function ttlFromEnv(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const value = env[name];
+
   if (value === undefined || value.trim() === '') {
     return undefined;
   }
 
   if (!/^\d+$/.test(value.trim())) {
-    throw new CommandLineError(
-      `Invalid DSTACK_SERVER_EVENTS_TTL_SECONDS '${value}': use a whole number of seconds`,
-    );
+    throw new CommandLineError(`Invalid ${name} '${value}': use a whole number of seconds`);
   }
 
   return Number(value);
@@ -163,7 +168,9 @@ export function readServerCommandSettings(
       : adminTokenOf(values.token, '--token'),
     serverDir: resolve(serverDir),
     userProjectQuota: quotaOf(env['DSTACK_USER_PROJECT_DEFAULT_QUOTA']),
-    eventsTtlSeconds: eventsTtlOf(env['DSTACK_SERVER_EVENTS_TTL_SECONDS']),
+    eventsTtlSeconds: ttlFromEnv(env, 'DSTACK_SERVER_EVENTS_TTL_SECONDS'),
+    metricsRunningTtlSeconds: ttlFromEnv(env, 'DSTACK_SERVER_METRICS_RUNNING_TTL_SECONDS'),
+    metricsFinishedTtlSeconds: ttlFromEnv(env, 'DSTACK_SERVER_METRICS_FINISHED_TTL_SECONDS'),
     configDisabled: env['DSTACK_SERVER_CONFIG_DISABLED'] !== undefined,
   };
 }

@@ -180,6 +180,12 @@ export async function runServerCommand(
         ...(settings.eventsTtlSeconds === undefined
           ? {}
           : { eventsTtlSeconds: settings.eventsTtlSeconds }),
+        ...(settings.metricsRunningTtlSeconds === undefined
+          ? {}
+          : { metricsRunningTtlSeconds: settings.metricsRunningTtlSeconds }),
+        ...(settings.metricsFinishedTtlSeconds === undefined
+          ? {}
+          : { metricsFinishedTtlSeconds: settings.metricsFinishedTtlSeconds }),
       },
       ...(settings.adminToken === undefined ? {} : { adminToken: settings.adminToken }),
       config,
