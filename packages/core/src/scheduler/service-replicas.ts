@@ -223,8 +223,9 @@ export function serviceReplicaChanges(
   latest: readonly JobRecord[],
   now: number,
 ): ReplicaChanges {
-  // TODO: `scaling` (autoscaling by request rate) would set the desired count between
-  // min and max here; until then a range keeps its minimum, as runs start with.
+  // TODO: `scaling` (autoscaling by request rate) would set the desired count between min
+  // and max here, from a stored desired count; until then a range keeps its minimum.
+  // TODO: replica groups scale and roll as one group until job specs carry their group.
   const desired = replicasOf(run.runSpec as RunSpec);
   const changes: ReplicaChanges = { inserts: [], updates: inPlaceDeploymentUpdates(run, latest) };
   const replicas = replicasOfJobs(latest);

@@ -91,7 +91,7 @@ export function nodesOf(spec: RunSpec): number {
 
 /**
  * How many replicas a run starts with (services: the minimum of `replicas`).
- * TODO: autoscaling between min and max and rolling deployments are not done yet.
+ * TODO: autoscaling between min and max is not done yet (see scheduler/service-replicas.ts).
  */
 export function replicasOf(spec: RunSpec): number {
   if (spec.configuration.type !== 'service') {

@@ -134,6 +134,10 @@ describe('re-applying a changed service', () => {
 
     const run = await h.ctx.store.get('runs', created.id);
     expect([run!.status, run!.deploymentNum]).toEqual(['running', 1]);
+    const events = await h.ctx.store.find('events', { where: {} });
+    expect(events.map((event) => event.message)).toContain(
+      'Run updated. Deployment: 1. Changed fields: configuration.env',
+    );
   });
 
   it('scales replicas 1 → 3 → 1 in place, stopping the highest replica numbers', async () => {
