@@ -11,6 +11,11 @@ import {
   startScheduler,
 } from '@dstack/core';
 import type { Scheduler } from '@dstack/core';
+import {
+  createSqliteStateStore,
+  migrateToLatest,
+  openSqliteDatabase,
+} from '@dstack/storage-sqlite';
 import type { DstackServer } from '../src/index.js';
 import { createTestServer, post } from './helpers.js';
 
@@ -29,7 +34,11 @@ async function freePort(): Promise<number> {
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'dstack-svc-update-'));
+  // A real SQL store: job specs and deployment numbers round-trip through the database.
+  const db = openSqliteDatabase(join(dir, 'state.db'));
+  await migrateToLatest(db);
   server = await createTestServer({
+    store: createSqliteStateStore({ db }),
     providers: [createLocalBackendProvider({ serverDir: dir })],
     settings: { serverDir: dir },
   });
@@ -179,6 +188,25 @@ describe('re-applying a changed service over the API', () => {
       [0, oldPort, 0, 'terminated', 'scaled_down'],
       [1, newPort, 1, 'running', null],
     ]);
+    expect(await fetchVersion()).toEqual({ status: 200, body: 'two' });
+
+    // A change that leaves the job specs alone moves the replica in place: no restart.
+    const serving = latestOf(run.jobs[1]);
+    const reprioritised = { ...changed, priority: 5 };
+    const again = await post(server, '/api/project/main/runs/get_plan', server.adminToken,
+      { run_spec: runSpec(reprioritised) });
+    expect(again.json().action).toBe('update');
+    const moved = await post(server, '/api/project/main/runs/apply', server.adminToken, {
+      plan: { run_spec: runSpec(reprioritised), current_resource: again.json().current_resource },
+      force: false,
+    });
+    expect(moved.json().deployment_num).toBe(2);
+    const inPlace = await getRunUntil((r) => latestOf(r.jobs[1]).deployment_num === 2);
+
+    expect(inPlace.jobs).toHaveLength(2);
+    expect([latestOf(inPlace.jobs[1]).id, latestOf(inPlace.jobs[1]).status])
+      .toEqual([serving.id, 'running']);
+    expect(inPlace.run_spec.configuration.priority).toBe(5);
     expect(await fetchVersion()).toEqual({ status: 200, body: 'two' });
   }, 120_000);
 });
