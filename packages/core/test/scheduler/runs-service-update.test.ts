@@ -250,3 +250,29 @@ describe('re-applying a task', () => {
     expect(h.backend.jobs.get(job!.id)!.stopRequests).toEqual([]);
   });
 });
+
+describe('which changes get_plan takes as an update', () => {
+  const cases: [string, Record<string, unknown>, Record<string, unknown>, string][] = [
+    ['service commands', service(), service({ commands: ['sleep', 'echo more'] }), 'update'],
+    ['service port', service(), service({ port: 9000 }), 'update'],
+    ['service replicas', service(), service({ replicas: 2 }), 'update'],
+    ['service resources', service(), service({ resources: { cpu: 4 } }), 'update'],
+    ['service https unset to true', service(), service({ https: true }), 'update'],
+    ['service https to false', service(), service({ https: false }), 'create'],
+    ['service strip_prefix', service(), service({ strip_prefix: false }), 'create'],
+    ['service to task', service(), { type: 'task', commands: ['sleep'] }, 'create'],
+    ['task priority', { type: 'task', commands: ['sleep'] },
+      { type: 'task', commands: ['sleep'], priority: 10 }, 'update'],
+    ['task env', { type: 'task', commands: ['sleep'] },
+      { type: 'task', commands: ['sleep'], env: { A: 'b' } }, 'create'],
+    ['dev-environment inactivity_duration', { type: 'dev-environment', ide: 'vscode' },
+      { type: 'dev-environment', ide: 'vscode', inactivity_duration: '1h' }, 'update'],
+    ['dev-environment ide', { type: 'dev-environment', ide: 'vscode' },
+      { type: 'dev-environment', ide: 'cursor' }, 'create'],
+  ];
+
+  it.each(cases)('%s', async (_name, before, after, action) => {
+    await planAndApply(before);
+    expect((await plan(after)).action).toBe(action);
+  });
+});
