@@ -11,6 +11,11 @@ import { createHash } from 'node:crypto';
  * (`term` or `kill`, written by `stop`), `work/` (the job's own directory, where the repo is
  * checked out), and until the checkout `repo.blob` (moved in from `incoming/<id>.blob`) and
  * `repo-creds.json`.
+ *
+ * `metrics <id>` samples a running job's process group from /proc: CPU time (the processes'
+ * own and their reaped children's), resident memory, and as the working set the resident
+ * memory less its file-backed pages (the original subtracts its cgroup's inactive file cache,
+ * which a process does not show); GPUs from `nvidia-smi` where there is one.
  */
 export const runnerScript = String.raw`#!/usr/bin/env python3
 # Job runner of a dstack server on an SSH fleet host. Standard library only.
@@ -699,6 +704,86 @@ def cmd_stop_all():
     reply({'ok': True, 'jobs': len(names)})
 
 
+def status_kib(status, name):
+    match = re.search(r'^%s:\s+(\d+)' % name, status, re.M)
+    return int(match.group(1)) if match else 0
+
+
+def group_usage(pgid):
+    # Every process of the group: CPU ticks (its own and its reaped children's), resident
+    # and file-backed resident memory in bytes.
+    pids, ticks, rss, file_backed = set(), 0, 0, 0
+    for name in os.listdir('/proc'):
+        if not name.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % name) as f:
+                stat = f.read()
+            fields = stat[stat.rindex(')') + 2:].split(' ')
+            if int(fields[2]) != pgid:
+                continue
+            cpu = sum(int(fields[i]) for i in (11, 12, 13, 14))
+            with open('/proc/%s/status' % name) as f:
+                status = f.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        pids.add(int(name))
+        ticks += cpu
+        rss += status_kib(status, 'VmRSS') * 1024
+        file_backed += status_kib(status, 'RssFile') * 1024
+    return pids, ticks, rss, file_backed
+
+
+def csv_rows(args):
+    out = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, timeout=5, check=True).stdout
+    lines = out.decode('utf-8', 'replace').splitlines()
+    return [[field.strip() for field in line.split(',')] for line in lines if line.strip()]
+
+
+def nvidia_gpus(pids):
+    # Each GPU in nvidia-smi's order: the memory the group's processes hold on it and the
+    # whole GPU's utilization. Empty without nvidia-smi or when it fails.
+    smi = shutil.which('nvidia-smi')
+    if not smi:
+        return []
+    csv = '--format=csv,noheader,nounits'
+    try:
+        gpus = csv_rows([smi, '--query-gpu=uuid,utilization.gpu', csv])
+        apps = csv_rows([smi, '--query-compute-apps=pid,gpu_uuid,used_memory', csv])
+    except (OSError, subprocess.SubprocessError):
+        return []
+    used = {}
+    for row in apps:
+        if len(row) >= 3 and row[0].isdigit() and int(row[0]) in pids and row[2].isdigit():
+            used[row[1]] = used.get(row[1], 0) + int(row[2])
+    result = []
+    for row in gpus:
+        if len(row) < 2 or not row[1].isdigit():
+            # "[N/A]" and the like: half a list would number the GPUs wrongly.
+            return []
+        result.append({'gpu_memory_usage_bytes': used.get(row[0], 0) * 1024 * 1024,
+                       'gpu_util_percent': int(row[1])})
+    return result
+
+
+def cmd_metrics(job_id):
+    d = job_dir(job_id)
+    state = current_state(d) if os.path.isdir(d) else None
+    if state is None or state['status'] != 'running' or not state.get('pgid'):
+        reply({'available': False})
+        return
+    stamp = int(time.time() * 1000000)
+    pids, ticks, rss, file_backed = group_usage(state['pgid'])
+    if not pids:
+        reply({'available': False})
+        return
+    reply({'available': True, 'timestamp_micro': stamp,
+           'cpu_usage_micro': ticks * 1000000 // os.sysconf('SC_CLK_TCK'),
+           'memory_usage_bytes': rss, 'memory_working_set_bytes': max(0, rss - file_backed),
+           'gpus': nvidia_gpus(pids)})
+
+
 def cmd_health():
     with open(os.path.abspath(__file__), 'rb') as f:
         digest = hashlib.sha256(f.read()).hexdigest()
@@ -717,10 +802,12 @@ def main(argv):
         cmd_remove(argv[2])
     elif command == 'stop-all':
         cmd_stop_all()
+    elif command == 'metrics':
+        cmd_metrics(argv[2])
     elif command == 'health':
         cmd_health()
     else:
-        raise SystemExit('usage: runner.py submit|pull|stop|remove|stop-all|health ...')
+        raise SystemExit('usage: runner.py submit|pull|stop|remove|stop-all|metrics|health ...')
 
 
 if __name__ == '__main__':

@@ -1,6 +1,7 @@
 import type {
   AgentJob,
   AgentJobState,
+  AgentMetricsSample,
   AgentRepo,
   AgentPull,
   InstanceAgent,
@@ -36,6 +37,33 @@ interface PullHeader {
   state?: RunnerState | null;
   next?: number;
   has_more?: boolean;
+}
+
+interface MetricsReply {
+  available: boolean;
+  timestamp_micro?: number;
+  cpu_usage_micro?: number;
+  memory_usage_bytes?: number;
+  memory_working_set_bytes?: number;
+  gpus?: { gpu_memory_usage_bytes: number; gpu_util_percent: number }[];
+}
+
+/** The runner's `metrics` answer as a sample; null when it took none. */
+function metricsSampleOf(answer: MetricsReply): AgentMetricsSample | null {
+  if (!answer.available) {
+    return null;
+  }
+
+  return {
+    timestampMicro: answer.timestamp_micro ?? 0,
+    cpuUsageMicro: answer.cpu_usage_micro ?? 0,
+    memoryUsageBytes: answer.memory_usage_bytes ?? 0,
+    memoryWorkingSetBytes: answer.memory_working_set_bytes ?? 0,
+    gpus: (answer.gpus ?? []).map((gpu) => ({
+      memoryUsageBytes: gpu.gpu_memory_usage_bytes,
+      utilPercent: gpu.gpu_util_percent,
+    })),
+  };
 }
 
 interface RunnerEvent {
@@ -222,6 +250,13 @@ export function createSshInstanceAgent(options: SshInstanceAgentOptions): Instan
     async remove(jobSubmissionId: string) {
       const id = checkJobId(jobSubmissionId);
       await run(['remove', id]);
+    },
+
+    async metrics(jobSubmissionId: string) {
+      const id = checkJobId(jobSubmissionId);
+      const { out, label } = await run(['metrics', id]);
+
+      return metricsSampleOf(reply<MetricsReply>(label, out).reply);
     },
 
     async close() {
