@@ -2,12 +2,19 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createLocalBackendProvider } from '@dstack/core';
+import {
+  collectJobMetrics,
+  createLocalBackendProvider,
+  createMemoryStateStore,
+  getJobMetrics,
+  silentLogger,
+} from '@dstack/core';
 import type {
   AgentJob,
   AgentMetricsSample,
   InstanceAgent,
   JobProvisioningData,
+  JobRecord,
 } from '@dstack/core';
 
 let serverDir: string;
@@ -146,4 +153,44 @@ describe('local agent metrics', () => {
         { memoryUsageBytes: 300 * 1024 * 1024, utilPercent: 0 },
       ]);
     });
+});
+
+describe('local job metrics end to end', () => {
+  it('collects two samples of a busy job and serves its CPU and memory use', async () => {
+    const agent = agentWith(join(serverDir, 'no-nvidia-smi'));
+    const id = 'busy-collected';
+    await agent.submit(busyJob(id));
+    started.push(id);
+    await pgidOf(id);
+    const store = createMemoryStateStore();
+    const resources = { cpus: 2, memory_mib: 1024, gpus: [] };
+    const job = {
+      id, status: 'running', lastProcessedAt: 0, instanceId: 'slot-1', runName: 'busy',
+      provisioningData: { backend: 'local', instance_id: 'slot-1', instance_type: { resources } },
+      runtimeData: null,
+    } as unknown as JobRecord;
+    await store.insert('jobs', job);
+    let offset = 0;
+    const ctx = { store, logger: silentLogger, now: () => Date.now() + offset };
+    const agents = { get: () => agent };
+
+    expect(await collectJobMetrics(ctx, agents)).toBe(1);
+    // The second pass skips the job until 9 s have gone by on the server's clock.
+    expect(await collectJobMetrics(ctx, agents)).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    offset = 10_000;
+    expect(await collectJobMetrics(ctx, agents)).toBe(1);
+
+    const { metrics } = await getJobMetrics(store, job);
+    const values = Object.fromEntries(metrics.map((metric) => [metric.name, metric.values]));
+
+    expect(metrics.every((metric) => metric.timestamps.length === 1)).toBe(true);
+    expect(values.cpu_usage_percent[0]).toBeGreaterThan(0);
+    expect(values.cpu_usage_percent[0]).toBeLessThanOrEqual(200);
+    expect(values.memory_usage_bytes[0]).toBeGreaterThan(0);
+    expect(values.cpus_detected_num).toEqual([2]);
+    expect(values.memory_total_bytes).toEqual([1024 * 1024 * 1024]);
+    expect(values.gpus_detected_num).toEqual([0]);
+    await store.close();
+  });
 });
