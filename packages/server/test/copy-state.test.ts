@@ -175,6 +175,7 @@ describe('copyState', () => {
     expect(result.rows).toEqual({
       users: 2, projects: 1, members: 2, backends: 0, secrets: 2, repos: 0, fleets: 1,
       instances: 0, runs: 3, jobs: 6, events: 0, repo_creds: 0, codes: 0, user_public_keys: 0,
+      job_metrics_points: 0,
     });
     expect(progress).toEqual(
       expect.arrayContaining(['jobs 0/6', 'jobs 2/6', 'jobs 4/6', 'jobs 6/6', 'events 0/0']),
@@ -273,7 +274,7 @@ describe('runCopyStateCommand', () => {
     expect(err).toEqual([]);
     expect(code).toBe(0);
     expect(out).toContain('  jobs: 6/6');
-    expect(out[out.length - 1]).toBe('copied 17 rows in 14 tables; row counts match');
+    expect(out[out.length - 1]).toBe('copied 17 rows in 15 tables; row counts match');
   });
 
   it('takes the defaults from DSTACK_SERVER_DIR and DSTACK_DATABASE_URL', async () => {
