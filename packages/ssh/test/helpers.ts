@@ -1,6 +1,21 @@
 import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import type { AgentJob, AgentPull, InstanceAgent, LogEvent, RemoteHost } from '@dstack/core';
+import {
+  createCipher,
+  createMemoryLogStore,
+  createMemoryStateStore,
+  defaultPermissions,
+  silentLogger,
+} from '@dstack/core';
+import type {
+  AgentJob,
+  AgentPull,
+  BackendProvider,
+  CoreContext,
+  InstanceAgent,
+  LogEvent,
+  RemoteHost,
+} from '@dstack/core';
 import type { KeyPair, SshdHost } from './sshd-harness.js';
 
 /** The fleet host description the scheduler would pass for a test sshd. */
@@ -98,4 +113,22 @@ export function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** A core context on a memory store with these backend providers, for scheduler tests. */
+export function schedulerContext(providers: Map<string, BackendProvider>): CoreContext {
+  return {
+    store: createMemoryStateStore(),
+    logs: createMemoryLogStore(),
+    cipher: createCipher(),
+    providers,
+    logger: silentLogger,
+    settings: {
+      serverDir: '/nonexistent',
+      serverVersion: null,
+      defaultPermissions: { ...defaultPermissions },
+      userProjectQuota: 10,
+    },
+    now: Date.now,
+  };
 }

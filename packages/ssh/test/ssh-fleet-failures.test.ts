@@ -4,20 +4,16 @@
  */
 import {
   applyFleetPlan,
-  createCipher,
   deleteFleets,
-  createMemoryLogStore,
-  createMemoryStateStore,
-  defaultPermissions,
   getOrCreateAdminUser,
   getOrCreateProject,
-  silentLogger,
   startScheduler,
 } from '@dstack/core';
 import type { CoreContext, FleetSpec, Scheduler } from '@dstack/core';
 import { afterAll, expect, it } from 'vitest';
 import { createSshBackendProvider } from '../src/index.js';
 import type { SshBackendProvider } from '../src/index.js';
+import { schedulerContext } from './helpers.js';
 import { freePort, generateKeyPair, startSshd } from './sshd-harness.js';
 import type { SshdHost } from './sshd-harness.js';
 
@@ -39,20 +35,7 @@ it('ends a down host and a wrong-key host with messages naming them, in time', a
   host = await startSshd({ address: '127.0.0.14', authorizedKeys: [otherKey.publicKey] });
   const downPort = await freePort('127.0.0.15');
   provider = createSshBackendProvider({ connectTimeoutMillis: 1000 });
-  ctx = {
-    store: createMemoryStateStore(),
-    logs: createMemoryLogStore(),
-    cipher: createCipher(),
-    providers: new Map([['remote', provider]]),
-    logger: silentLogger,
-    settings: {
-      serverDir: '/nonexistent',
-      serverVersion: null,
-      defaultPermissions: { ...defaultPermissions },
-      userProjectQuota: 10,
-    },
-    now: Date.now,
-  };
+  ctx = schedulerContext(new Map([['remote', provider]]));
   const user = (await getOrCreateAdminUser(ctx)).user;
   const project = (await getOrCreateProject(ctx, user, 'main')).project;
   const configuration = {
@@ -111,20 +94,7 @@ it('deletes a fleet whose host never came up at once, without release retries', 
   const userKey = generateKeyPair('user@laptop');
   const downPort = await freePort('127.0.0.16');
   const downProvider = createSshBackendProvider({ connectTimeoutMillis: 1000 });
-  const local: CoreContext = {
-    store: createMemoryStateStore(),
-    logs: createMemoryLogStore(),
-    cipher: createCipher(),
-    providers: new Map([['remote', downProvider]]),
-    logger: silentLogger,
-    settings: {
-      serverDir: '/nonexistent',
-      serverVersion: null,
-      defaultPermissions: { ...defaultPermissions },
-      userProjectQuota: 10,
-    },
-    now: Date.now,
-  };
+  const local = schedulerContext(new Map([['remote', downProvider]]));
   const user = (await getOrCreateAdminUser(local)).user;
   const project = (await getOrCreateProject(local, user, 'main')).project;
   const configuration = {

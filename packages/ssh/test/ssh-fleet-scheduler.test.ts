@@ -6,14 +6,9 @@ import { readFileSync } from 'node:fs';
 import {
   applyFleetPlan,
   applyRunPlan,
-  createCipher,
-  createMemoryLogStore,
-  createMemoryStateStore,
-  defaultPermissions,
   deleteFleets,
   getOrCreateAdminUser,
   getOrCreateProject,
-  silentLogger,
   startScheduler,
 } from '@dstack/core';
 import type {
@@ -31,6 +26,7 @@ import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createInstanceKeyResolver, createSshBackendProvider } from '../src/index.js';
 import type { SshBackendProvider } from '../src/index.js';
+import { schedulerContext } from './helpers.js';
 import { generateKeyPair, startSshd } from './sshd-harness.js';
 import type { SshdHost } from './sshd-harness.js';
 
@@ -162,20 +158,7 @@ beforeAll(async () => {
     originalKeys.push(readFileSync(host.authorizedKeysPath, 'utf8'));
   }
 
-  ctx = {
-    store: createMemoryStateStore(),
-    logs: createMemoryLogStore(),
-    cipher: createCipher(),
-    providers: new Map(),
-    logger: silentLogger,
-    settings: {
-      serverDir: '/nonexistent',
-      serverVersion: null,
-      defaultPermissions: { ...defaultPermissions },
-      userProjectQuota: 10,
-    },
-    now: Date.now,
-  };
+  ctx = schedulerContext(new Map());
   user = (await getOrCreateAdminUser(ctx)).user;
   project = (await getOrCreateProject(ctx, user, 'main')).project;
   start();
