@@ -3,7 +3,7 @@ import { isJobFinished } from '../domain/job.js';
 import { nextScheduledTime } from '../domain/cron-schedule.js';
 import type { RunSpec } from '../domain/run.js';
 import { latestSubmissions, runSchedule } from '../domain/run.js';
-import type { Where } from '../ports/state-store.js';
+import type { StateAccess, Where } from '../ports/state-store.js';
 import type { JobRecord, RunRecord } from '../records.js';
 import { runProfileParams } from '../services/jobs.js';
 import {
@@ -26,6 +26,28 @@ import {
 } from './service-replicas.js';
 
 type RunItem = Claimed<'runs'>;
+
+/**
+ * A job row no other worker holds a live lease on. A job pipeline that is submitting a job
+ * to its agent commits the result only if the row stays as it claimed it; stopping the job
+ * under it would drop that commit and leave the started process running with no record of
+ * it. So a stop waits for the lease to end: the worker's commit nudges the run, or the next
+ * pass of the run tries again.
+ */
+function notLeased(now: number): Where<JobRecord> {
+  return { $or: [{ lockToken: null }, { lockExpiresAt: { lt: now } }] };
+}
+
+/** Moves one job to `terminating` unless another worker holds it; whether it moved. */
+async function stopJob(
+  access: StateAccess,
+  job: Pick<JobRecord, 'id' | 'status'>,
+  patch: Partial<JobRecord>,
+  now: number,
+): Promise<boolean> {
+  const where: Where<JobRecord> = { id: job.id, status: job.status, ...notLeased(now) };
+  return (await access.update('jobs', where, patch)) > 0;
+}
 
 /** Whether a finished job may be retried, and whether its retry window is still open. */
 function retryVerdict(
@@ -150,21 +172,18 @@ async function processTerminatingRun(
     return;
   }
 
+  const now = ctx.now();
+
   for (const job of unfinished) {
     if (job.status !== 'terminating') {
-      await ctx.store.update(
-        'jobs',
-        { id: job.id, status: job.status },
-        { status: 'terminating', terminationReason: jobReason, lockOwner: null },
-      );
+      await stopJob(ctx.store, job,
+        { status: 'terminating', terminationReason: jobReason, lockOwner: null }, now);
     } else if (jobReason === 'aborted_by_user' && job.terminationReason !== 'aborted_by_user' &&
       job.gracefulTerminationAttempts !== -1) {
-      // An abort during a graceful stop kills at once.
-      await ctx.store.update(
-        'jobs',
-        { id: job.id, status: 'terminating' },
-        { terminationReason: jobReason, removeAt: null, gracefulTerminationAttempts: null },
-      );
+      // An abort during a graceful stop kills at once; the terminating pipeline's own commit
+      // would undo it, so it too waits for that pipeline's lease to end.
+      await stopJob(ctx.store, job,
+        { terminationReason: jobReason, removeAt: null, gracefulTerminationAttempts: null }, now);
     }
   }
 
@@ -278,11 +297,16 @@ async function commitActiveRun(
 ): Promise<void> {
   const { ctx } = rt;
   const run = item.row;
+  const now = ctx.now();
   const byId = new Map(latest.map((job) => [job.id, job]));
-  const changed = changes.inserts.length > 0 || changes.updates.size > 0;
+  let stopped = 0;
+  let moved = 0;
 
   await ctx.store.transaction(async (tx) => {
-    if (!(await item.commit(patch, tx)) || !changed) {
+    stopped = 0;
+    moved = 0;
+
+    if (!(await item.commit(patch, tx))) {
       return;
     }
 
@@ -292,27 +316,34 @@ async function commitActiveRun(
 
     for (const [id, update] of changes.updates) {
       const status = byId.get(id)?.status;
-      // A stopped job is due for its terminating pipeline at once.
-      const extra = update.status === undefined ? {} : { lockOwner: null };
-      await tx.update('jobs', { id, ...(status === undefined ? {} : { status }) },
-        { ...update, ...extra });
+
+      if (update.status !== undefined && status !== undefined) {
+        // A stopped job is due for its terminating pipeline at once.
+        stopped += Number(await stopJob(tx, { id, status }, { ...update, lockOwner: null }, now));
+        continue;
+      }
+
+      const where = { id, ...(status === undefined ? {} : { status }) };
+      moved += await tx.update('jobs', where, update);
     }
 
-    // Another pass follows at once: a step of a rollout may enable the next.
-    await nudge(tx, 'runs', run.id);
+    // Another pass follows at once: a step of a rollout may enable the next. A pass that
+    // changed nothing (its stops wait for other workers' leases) is not repeated at once.
+    if (changes.inserts.length > 0 || stopped > 0 || moved > 0) {
+      await nudge(tx, 'runs', run.id);
+    }
   });
 
-  if (!changed) {
+  if (changes.inserts.length === 0 && stopped === 0 && moved === 0) {
     return;
   }
 
-  const stopped = [...changes.updates.values()].filter((u) => u.status !== undefined).length;
   ctx.logger.info({
     runName: run.runName,
     deploymentNum: run.deploymentNum,
     started: changes.inserts.length,
     stopped,
-    movedInPlace: changes.updates.size - stopped,
+    movedInPlace: moved,
   }, 'run replicas changed');
   ctx.hint?.('jobs');
 }
