@@ -177,7 +177,23 @@ export function registerReposRoutes(app: FastifyInstance, deps: RouteDeps): void
       done(null, body);
     });
 
-    scoped.post(`${prefix}/upload_code`, async (request) => {
+    scoped.post(`${prefix}/upload_code`, {
+      // The code limit, not the app's body limit, bounds an upload; 0 turns it off.
+      bodyLimit: limitBytes > 0 ? limitBytes : Number.MAX_SAFE_INTEGER,
+      // Before the body is read: a declared size over the limit gets the original's 400
+      // (with its advice) instead of a bare 413, and no bytes of it are buffered.
+      preParsing: async (request, _reply, payload) => {
+        await requireProject(request, 'member');
+        queryOf<{ repo_id: string }>(request, uploadQuerySchema);
+        const declared = Number(request.headers['content-length']);
+
+        if (Number.isFinite(declared)) {
+          checkCodeUploadSize(declared, limitBytes);
+        }
+
+        return payload;
+      },
+    }, async (request) => {
       const scope = await requireProject(request, 'member');
       const query = queryOf<{ repo_id: string }>(request, uploadQuerySchema);
       const file = await multipartFile(request);
