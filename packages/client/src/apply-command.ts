@@ -6,7 +6,8 @@ export const applyUsage = `usage: dstack-apply FILE [--url URL] [--token TOKEN] 
                     [--detach]
 
 Applies a run or fleet configuration (.dstack.yml) to a dstack server, prints the run's
-logs as they come and exits with the job's exit status.
+logs as they come and exits with the job's exit status. A scheduled run is only
+submitted: it says when the run starts next and exits.
   --url      the server (default: $DSTACK_SERVER_URL or http://127.0.0.1:3000)
   --token    a user token (default: $DSTACK_TOKEN)
   --project  the project (default: $DSTACK_PROJECT or main)
@@ -105,6 +106,15 @@ export async function runApplyCommand(
     }
 
     const runName = applied.run.run_spec.run_name ?? '';
+    const nextAt = applied.run.next_triggered_at ?? null;
+
+    // A scheduled run may not start for months: following it would look like a hang.
+    if (applied.run.status === 'pending' && nextAt !== null) {
+      io.err(`run ${runName} scheduled: it starts next at ${nextAt}; `
+        + `stop it with runs/stop to end the schedule\n`);
+      return 0;
+    }
+
     io.err(`run ${runName} submitted\n`);
 
     if (parsed.detach) {

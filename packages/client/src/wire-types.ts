@@ -39,6 +39,8 @@ export interface Run {
   run_spec: RunSpec;
   jobs: Job[];
   latest_job_submission: JobSubmission | null;
+  /** When a scheduled run starts next; null for other runs. */
+  next_triggered_at?: string | null;
   error?: string | null;
   [field: string]: unknown;
 }
