@@ -119,7 +119,8 @@ async function proxyRequest(
     }
   }
 
-  // TODO: bodies that are not JSON are refused by the app's parser before they get here.
+  // Bodies reach here as raw bytes of any content type. TODO: a body sent with an empty
+  // Content-Type header is refused with 415 before it gets here; forward it as it is.
   const body = request.body === undefined || request.method === 'GET' || request.method === 'HEAD'
     ? undefined
     : Buffer.isBuffer(request.body) ? request.body : JSON.stringify(request.body);
