@@ -320,7 +320,19 @@ describe('local backend jobs', () => {
     ]);
   });
 
-  it('keeps env, working dir and set -e (no pipefail) when the shell runs the script file',
+  it('ends a job on a command whose status is non-zero, not on a statement inside one',
+    async () => {
+      const spec = job(['ls /nonexistent 2>/dev/null; echo inside', 'echo next', 'false',
+        'echo never']);
+      await agent.submit(spec);
+
+      const result = await drain(agent, spec.jobSubmissionId);
+
+      expect(result.last.state).toMatchObject({ status: 'failed', exitStatus: 1 });
+      expect(result.jobLogs.map((event) => event.message).join('')).toBe('inside\nnext\n');
+    });
+
+  it('keeps env, working dir and stops on the first failing command (no pipefail)',
     async () => {
       const spec = job(['echo one', 'echo err >&2; (exit 3)', 'echo never'], {
         env: { GREETING: 'hello from env' },

@@ -94,7 +94,11 @@ export function createLocalAgent(options: LocalAgentOptions): InstanceAgent {
       runName: job.runName,
       jobName: job.jobName,
       shell: job.shell ?? (await defaultShell()),
-      script: ['set -e', ...job.commands].join('\n'),
+      // As the original's `cmd1 && cmd2`: only a command whose own status is non-zero ends
+      // the job, not a failing statement inside one (which `set -e` would end it on).
+      script: job.commands
+        .map((command) => `${command}\n_rc=$?; [ "$_rc" -eq 0 ] || exit "$_rc"`)
+        .join('\n'),
       env: {
         ...baseJobEnv(),
         PYTHONUNBUFFERED: '1',
