@@ -767,4 +767,20 @@ describe('local backend repos', () => {
       await rm(fixtureDir, { recursive: true, force: true });
     }
   });
+
+  it('fails the job on a blob too short to be a tar archive, rather than running without code',
+    async () => {
+      const archive = Buffer.from('print("a stray script, not an archive")\n');
+      const spec = repoJob(['echo never'], { kind: 'archive', path: '.', archive });
+      await agent.submit(spec);
+
+      const { state, text } = await finished(spec.jobSubmissionId);
+
+      expect(state).toMatchObject({
+        status: 'failed',
+        terminationReason: 'container_exited_with_error',
+        message: 'Failed to set up the repo (not a tar archive (40 bytes))',
+      });
+      expect(text).toBe('');
+    });
 });

@@ -61,6 +61,10 @@ function paxRecords(data) {
 
 // The archive's entries with pax and GNU long names applied; data stays in the buffer.
 function tarEntries(buffer) {
+  // Too short for one header: not a tar archive (a stray text file, a small gzip).
+  if (buffer.length < TAR_BLOCK) {
+    throw new Error('not a tar archive (' + buffer.length + ' bytes)');
+  }
   const entries = [];
   let offset = 0;
   let next = {};
