@@ -152,7 +152,7 @@ export interface InstanceAgent {
   /** Asks the job to stop (SIGTERM to its process group), or kills it when `force`. */
   stop(jobSubmissionId: string, options: { force: boolean }): Promise<void>;
 
-  /** Forgets a finished job and what it kept. */
+  /** Forgets a job and what it kept; a job still running is killed first. */
   remove(jobSubmissionId: string): Promise<void>;
 
   /**

@@ -65,6 +65,24 @@ async function finish(
 }
 
 /**
+ * A job with an instance but no recorded start may still have been started: the worker that
+ * submitted it may have died or lost its row before recording it. Removing it from the agent
+ * ends such a process (and does nothing to a job the agent never got).
+ */
+async function removeUnconfirmedStart(
+  rt: SchedulerRuntime,
+  job: JobRecord,
+  data: JobProvisioningData,
+): Promise<void> {
+  try {
+    await rt.agents.get(job.instanceId ?? job.id, data).remove(job.id);
+  } catch (error) {
+    rt.ctx.logger.warn({ jobId: job.id, err: errorText(error) },
+      'could not remove a job whose start was never recorded');
+  }
+}
+
+/**
  * TERMINATING: ask the job to stop (SIGTERM), give it the grace period, kill it if it is
  * still there, store its last logs, then set the final status and free the instance.
  */
@@ -76,6 +94,10 @@ async function processTerminatingJob(rt: SchedulerRuntime, item: JobItem): Promi
   const submitted = job.runnerTimestamp !== null && data !== null;
 
   if (!submitted) {
+    if (data !== null) {
+      await removeUnconfirmedStart(rt, job, data);
+    }
+
     await finish(rt, item, {});
     return;
   }

@@ -15,6 +15,8 @@ export interface FakeJob {
   state: AgentJobState;
   stopRequests: { force: boolean }[];
   ignoresSigterm: boolean;
+  /** Set by `remove`; the job stays in `jobs` so tests can look at it. */
+  removed: boolean;
 }
 
 /**
@@ -95,6 +97,7 @@ export function createFakeBackend(): FakeBackend {
         state: { status: 'running', exitStatus: null, terminationReason: null, message: null },
         stopRequests: [],
         ignoresSigterm: false,
+        removed: false,
       };
       backend.jobs.set(job.jobSubmissionId, fake);
       let ended = false;
@@ -160,7 +163,20 @@ export function createFakeBackend(): FakeBackend {
           terminationReason: null, message: null };
       }
     },
-    async remove() {},
+    async remove(id) {
+      const fake = backend.jobs.get(id);
+
+      if (fake === undefined) {
+        return;
+      }
+
+      if (fake.state.status === 'running') {
+        fake.state = { status: 'terminated', exitStatus: 137, terminationReason: null,
+          message: null };
+      }
+
+      fake.removed = true;
+    },
   };
 
   const provider: BackendProvider = {
