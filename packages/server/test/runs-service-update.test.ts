@@ -208,5 +208,41 @@ describe('re-applying a changed service over the API', () => {
       .toEqual([serving.id, 'running']);
     expect(inPlace.run_spec.configuration.priority).toBe(5);
     expect(await fetchVersion()).toEqual({ status: 200, body: 'two' });
-  }, 120_000);
+
+    // The same port again: local jobs share the host's ports, so the serving replica stops
+    // before its successor starts (a short gap) instead of a surge replica failing to bind.
+    const thirdRoot = join(dir, 'three');
+    await mkdir(thirdRoot);
+    await writeFile(join(thirdRoot, 'v.txt'), 'three');
+    const samePort = { ...webService(newPort, thirdRoot), priority: 5 };
+    const third = await post(server, '/api/project/main/runs/get_plan', server.adminToken,
+      { run_spec: runSpec(samePort) });
+    const replaced = await post(server, '/api/project/main/runs/apply', server.adminToken, {
+      plan: { run_spec: runSpec(samePort), current_resource: third.json().current_resource },
+      force: false,
+    });
+    expect(replaced.json().deployment_num).toBe(3);
+    const serves = (r: WireRun) => r.jobs.filter((job: WireRun) =>
+      latestOf(job).status === 'running' && latestOf(job).deployment_num === 3);
+    const settled = await getRunUntil((r) => serves(r).length === 1 &&
+      r.jobs.every((job: WireRun) => latestOf(job).status !== 'terminating'));
+    let answer = await fetchVersion();
+    const answerDeadline = Date.now() + 20_000;
+
+    while (answer.body !== 'three' && Date.now() < answerDeadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      answer = await fetchVersion();
+    }
+
+    expect(answer).toEqual({ status: 200, body: 'three' });
+    expect(settled.status).toBe('running');
+    // The replica of deployment 2 went first; an ended replica number came back for 3.
+    expect(settled.jobs.map((job: WireRun) => [
+      job.job_spec.replica_num, latestOf(job).deployment_num, latestOf(job).status,
+    ])).toEqual([
+      [0, 3, 'running'],
+      [1, 2, 'terminated'],
+    ]);
+    expect(latestOf(settled.jobs[1]).termination_reason).toBe('scaled_down');
+  }, 180_000);
 });

@@ -117,7 +117,7 @@ export function createSshBackendProvider(
 
   return {
     type: 'remote',
-    capabilities: { images: false, multinode: true },
+    capabilities: { images: false, multinode: true, sharedHostPorts: true },
 
     async checkConfig() {
       // SSH hosts come from fleets; a project never configures a `remote` backend.

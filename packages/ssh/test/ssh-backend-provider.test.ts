@@ -44,7 +44,9 @@ describe('the provider', () => {
     const settings = { projectName: 'main', config: {}, creds: null };
 
     expect(provider.type).toBe('remote');
-    expect(provider.capabilities).toEqual({ images: false, multinode: true });
+    expect(provider.capabilities).toEqual({
+      images: false, multinode: true, sharedHostPorts: true,
+    });
     expect(await provider.getOffers({ ...settings, requirements: contractRequirements(1) }))
       .toEqual([]);
     await expect(provider.checkConfig?.(settings)).rejects.toMatchObject({

@@ -195,6 +195,11 @@ export interface BackendCapabilities {
   images: boolean;
   /** Several jobs of one multi-node task can reach each other. */
   multinode: boolean;
+  /**
+   * Jobs on one instance share its network ports (no container of their own), so a new
+   * service replica cannot start beside the one it replaces: rollouts stop one first.
+   */
+  sharedHostPorts?: boolean;
 }
 
 /**

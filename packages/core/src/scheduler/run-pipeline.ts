@@ -21,6 +21,7 @@ import type { ReplicaChanges } from './service-replicas.js';
 import {
   inPlaceDeploymentUpdates,
   replicaJobSpecs,
+  rollingDeploymentMaxSurge,
   scaledDownReason,
   serviceReplicaChanges,
 } from './service-replicas.js';
@@ -270,18 +271,36 @@ async function processPendingRun(
 }
 
 /**
+ * No surge while an old replica runs on a backend whose jobs share their host's ports and
+ * the new deployment listens on the port it does: the new replica could not bind it.
+ */
+function maxSurgeOf(rt: SchedulerRuntime, run: RunRecord, latest: readonly JobRecord[]): number {
+  const port = replicaJobSpecs(run, 0)[0]?.service_port ?? null;
+  const collides = latest.some((job) => {
+    const backend = (job.provisioningData as { backend?: string } | null)?.backend;
+    return job.deploymentNum < run.deploymentNum && !isJobFinished(job.status) &&
+      backend !== undefined &&
+      rt.ctx.providers.get(backend)?.capabilities.sharedHostPorts === true &&
+      (job.jobSpec as JobSpec).service_port === port;
+  });
+
+  return collides ? 0 : rollingDeploymentMaxSurge;
+}
+
+/**
  * The replica work of an active run's pass: services scale and roll out new deployments;
  * other runs only move their jobs to a new deployment in place (their updatable fields never
  * change a job spec).
  */
 function replicaChangesOf(
+  rt: SchedulerRuntime,
   run: RunRecord,
   jobs: readonly JobRecord[],
   latest: readonly JobRecord[],
   now: number,
 ): ReplicaChanges {
   if ((run.runSpec as RunSpec).configuration.type === 'service') {
-    return serviceReplicaChanges(run, jobs, latest, now);
+    return serviceReplicaChanges(run, jobs, latest, now, maxSurgeOf(rt, run, latest));
   }
 
   return { inserts: [], updates: inPlaceDeploymentUpdates(run, latest) };
@@ -435,7 +454,7 @@ async function processActiveRun(
   const settling = latest.some((job) => job.status === 'terminating');
   const changes = settling
     ? { inserts: [], updates: new Map() }
-    : replicaChangesOf(run, jobs, allLatest, now);
+    : replicaChangesOf(rt, run, jobs, allLatest, now);
   await commitActiveRun(rt, item, patch, changes, allLatest);
 }
 

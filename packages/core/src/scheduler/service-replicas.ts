@@ -222,6 +222,7 @@ export function serviceReplicaChanges(
   allJobs: readonly JobRecord[],
   latest: readonly JobRecord[],
   now: number,
+  maxSurge: number = rollingDeploymentMaxSurge,
 ): ReplicaChanges {
   // TODO: `scaling` (autoscaling by request rate) would set the desired count between min
   // and max here, from a stored desired count; until then a range keeps its minimum.
@@ -257,7 +258,7 @@ export function serviceReplicaChanges(
   }));
   const { active, inactive } = rankReplicas(run, current);
   const nonTerminated = current.filter((r) => r.jobs.some((job) => !isJobFinished(job.status)));
-  const ceiling = desired + rollingDeploymentMaxSurge;
+  const ceiling = desired + maxSurge;
 
   if (nonTerminated.length < ceiling) {
     scaleUp(changes, run, inactive, allJobs, ceiling - nonTerminated.length, now);
@@ -270,6 +271,25 @@ export function serviceReplicaChanges(
   const registered = current.filter((replica) => isRegistered(replica) &&
     replica.jobs.every((job) => job.status !== 'terminating')).length;
 
-  scaleDown(changes, active, unregisteredOld + Math.max(0, registered - desired));
+  const room = changes.inserts.length === 0 ? makeRoom(active, current, maxSurge) : 0;
+  scaleDown(changes, active, unregisteredOld + Math.max(0, registered - desired) + room);
   return changes;
+}
+
+/**
+ * Without surge (replicas that share their host's ports), an old replica stops first and its
+ * replacement starts once it has ended: one at a time, and only while every replica of the
+ * new deployment already serves.
+ */
+function makeRoom(
+  active: readonly RankedReplica[],
+  current: readonly Replica[],
+  maxSurge: number,
+): number {
+  const stopping = current.some((replica) =>
+    replica.jobs.some((job) => job.status === 'terminating'));
+  const startingNew = active.some((replica) => !replica.outOfDate && !isRegistered(replica));
+  const old = active.some((replica) => replica.outOfDate);
+
+  return maxSurge === 0 && old && !stopping && !startingNew ? 1 : 0;
 }

@@ -78,7 +78,9 @@ describe('local backend offers', () => {
     expect(offers[0].instance.resources.memory_mib).toBe(Math.floor(totalmem() / 1024 / 1024));
     expect(offers[0].instance.resources.gpus).toEqual([]);
     expect(offers[0].instance.resources.disk.size_mib).toBeGreaterThan(0);
-    expect(provider.capabilities).toEqual({ images: false, multinode: true });
+    expect(provider.capabilities).toEqual({
+      images: false, multinode: true, sharedHostPorts: true,
+    });
   });
 
   it('gives no offer to a job that needs more than the machine', async () => {

@@ -151,7 +151,7 @@ export function createLocalBackendProvider(options: LocalBackendProviderOptions)
 
   return {
     type: 'local',
-    capabilities: { images: false, multinode: true },
+    capabilities: { images: false, multinode: true, sharedHostPorts: true },
     configSchema: localBackendConfigSchema,
     getOffers,
     createInstance,
