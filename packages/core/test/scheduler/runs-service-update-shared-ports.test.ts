@@ -1,8 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { applyRunPlan, getRunPlan, latestSubmissions } from '@dstack/core';
-import type { BackendCapabilities, JobRecord, Run } from '@dstack/core';
+import type { BackendCapabilities, Run } from '@dstack/core';
 import type { Harness } from './jobs-harness.js';
 import { createHarness } from './jobs-harness.js';
+import { servingAt, watchRun } from './service-rollout-helpers.js';
 
 // Backends whose jobs share their host's ports (local, SSH) cannot start a new replica
 // beside the one it replaces: the rollout stops one old replica before starting its successor.
@@ -18,7 +19,6 @@ afterEach(async () => {
   await h.close();
 });
 
-const finished = ['terminated', 'failed', 'done', 'aborted'];
 const actor = () => ({ project: h.project, user: h.user });
 
 function service(replicas: number, greeting: string): Record<string, unknown> {
@@ -38,50 +38,15 @@ async function planAndApply(runSpec: Record<string, unknown>): Promise<Run> {
   });
 }
 
-async function servingAt(runId: string, count: number, deploymentNum: number) {
-  return h.until(async () => {
-    const jobs = await h.jobsOf(runId);
-    const serving = latestSubmissions(jobs).filter((job) => job.status === 'running');
-    const unfinished = jobs.filter((job) => !finished.includes(job.status));
-    const settled = serving.length === count && unfinished.length === count &&
-      serving.every((job) => job.deploymentNum === deploymentNum);
-    return settled ? serving : undefined;
-  }, 20_000);
-}
-
-/** The most unfinished jobs and the fewest running ones seen while `work` runs. */
-async function watch(runId: string, work: () => Promise<unknown>) {
-  let most = 0;
-  let fewest = Number.POSITIVE_INFINITY;
-  let watching = true;
-  const sampler = (async () => {
-    while (watching) {
-      const jobs: JobRecord[] = await h.jobsOf(runId);
-      most = Math.max(most, jobs.filter((job) => !finished.includes(job.status)).length);
-      fewest = Math.min(fewest, jobs.filter((job) => job.status === 'running').length);
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-  })();
-
-  try {
-    await work();
-  } finally {
-    watching = false;
-    await sampler;
-  }
-
-  return { most, fewest };
-}
-
 describe('a rollout on a backend whose jobs share their host ports', () => {
   it('replaces a 2-replica service one replica at a time, never three at once', async () => {
     h.start();
     const created = await planAndApply(service(2, 'one'));
-    await servingAt(created.id, 2, 0);
+    await servingAt(h, created.id, 2, 0);
 
-    const seen = await watch(created.id, async () => {
+    const seen = await watchRun(h, created.id, async () => {
       await planAndApply(service(2, 'two'));
-      await servingAt(created.id, 2, 1);
+      await servingAt(h, created.id, 2, 1);
     });
     const jobs = await h.jobsOf(created.id);
     const serving = latestSubmissions(jobs).filter((job) => job.status === 'running');
@@ -100,11 +65,11 @@ describe('a rollout on a backend whose jobs share their host ports', () => {
   it('replaces a single replica: the old one ends before the new one starts', async () => {
     h.start();
     const created = await planAndApply(service(1, 'one'));
-    const [before] = await servingAt(created.id, 1, 0);
+    const [before] = await servingAt(h, created.id, 1, 0);
 
-    const seen = await watch(created.id, async () => {
+    const seen = await watchRun(h, created.id, async () => {
       await planAndApply(service(1, 'two'));
-      await servingAt(created.id, 1, 1);
+      await servingAt(h, created.id, 1, 1);
     });
     const old = await h.ctx.store.get('jobs', before!.id);
 

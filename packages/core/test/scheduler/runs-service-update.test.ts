@@ -3,6 +3,7 @@ import { applyRunPlan, getRunPlan, latestSubmissions, ServerClientError } from '
 import type { JobRecord, Run, RunPlan } from '@dstack/core';
 import type { Harness } from './jobs-harness.js';
 import { createHarness } from './jobs-harness.js';
+import { servingAt, watchRun } from './service-rollout-helpers.js';
 
 let h: Harness;
 
@@ -15,7 +16,6 @@ afterEach(async () => {
   await h.close();
 });
 
-const finished = ['terminated', 'failed', 'done', 'aborted'];
 const actor = () => ({ project: h.project, user: h.user });
 
 function runSpec(configuration: Record<string, unknown>): Record<string, unknown> {
@@ -44,61 +44,20 @@ async function latestOf(runId: string): Promise<JobRecord[]> {
   return latestSubmissions(await h.jobsOf(runId));
 }
 
-/** Waits until the run's serving replicas are exactly `count`, all of `deploymentNum`. */
-async function servingAt(runId: string, count: number, deploymentNum: number) {
-  return h.until(async () => {
-    const jobs = await h.jobsOf(runId);
-    const serving = latestSubmissions(jobs).filter((job) => job.status === 'running');
-    const unfinished = jobs.filter((job) => !finished.includes(job.status));
-    const settled = serving.length === count && unfinished.length === count &&
-      serving.every((job) => job.deploymentNum === deploymentNum);
-    return settled ? serving : undefined;
-  }, 20_000);
-}
-
-/**
- * Samples the run while `work` runs: the fewest running jobs, the most unfinished ones and
- * every run status.
- */
-async function watch(runId: string, work: () => Promise<unknown>) {
-  let fewest = Number.POSITIVE_INFINITY;
-  let most = 0;
-  const statuses = new Set<string>();
-  let watching = true;
-  const sampler = (async () => {
-    while (watching) {
-      const jobs = await h.jobsOf(runId);
-      fewest = Math.min(fewest, jobs.filter((job) => job.status === 'running').length);
-      most = Math.max(most, jobs.filter((job) => !finished.includes(job.status)).length);
-      statuses.add((await h.ctx.store.get('runs', runId))!.status);
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-  })();
-
-  try {
-    await work();
-  } finally {
-    watching = false;
-    await sampler;
-  }
-
-  return { fewest, most, statuses };
-}
-
 describe('re-applying a changed service', () => {
   it('rolls an env change out to a 2-replica service, one surge replica at a time', async () => {
     h.start();
     const created = await planAndApply(service({ replicas: 2 }));
-    const before = await servingAt(created.id, 2, 0);
+    const before = await servingAt(h, created.id, 2, 0);
 
     const planned = await plan(service({ replicas: 2, env: { GREETING: 'two' } }));
     expect(planned.action).toBe('update');
     expect(planned.current_resource?.id).toBe(created.id);
 
     let updated: Run | undefined;
-    const seen = await watch(created.id, async () => {
+    const seen = await watchRun(h, created.id, async () => {
       updated = await planAndApply(service({ replicas: 2, env: { GREETING: 'two' } }));
-      await servingAt(created.id, 2, 1);
+      await servingAt(h, created.id, 2, 1);
     });
 
     expect(updated!.id).toBe(created.id);
@@ -143,18 +102,18 @@ describe('re-applying a changed service', () => {
   it('scales replicas 1 → 3 → 1 in place, stopping the highest replica numbers', async () => {
     h.start();
     const created = await planAndApply(service({ replicas: 1 }));
-    const [first] = await servingAt(created.id, 1, 0);
+    const [first] = await servingAt(h, created.id, 1, 0);
 
     const up = await planAndApply(service({ replicas: 3 }));
     expect(up.deployment_num).toBe(1);
-    const three = await servingAt(created.id, 3, 1);
+    const three = await servingAt(h, created.id, 3, 1);
     expect(three.map((job) => job.replicaNum)).toEqual([0, 1, 2]);
     // Replica 0 moved to the new deployment without a restart.
     expect(three[0]!.id).toBe(first!.id);
 
     const down = await planAndApply(service({ replicas: 1 }));
     expect(down.deployment_num).toBe(2);
-    const one = await servingAt(created.id, 1, 2);
+    const one = await servingAt(h, created.id, 1, 2);
 
     expect(one.map((job) => [job.id, job.replicaNum])).toEqual([[first!.id, 0]]);
     expect(h.backend.jobs.get(first!.id)!.stopRequests).toEqual([]);
@@ -170,7 +129,7 @@ describe('re-applying a changed service', () => {
     h.start();
     const scaling = { metric: 'rps', target: 10 };
     const created = await planAndApply(service({ replicas: '1..3', scaling }));
-    const [first] = await servingAt(created.id, 1, 0);
+    const [first] = await servingAt(h, created.id, 1, 0);
 
     // Passes go by with no autoscaling: still one replica.
     await new Promise((resolve) => setTimeout(resolve, 300));
@@ -180,7 +139,7 @@ describe('re-applying a changed service', () => {
       service({ replicas: '1..3', scaling, env: { GREETING: 'two' } }),
     );
     expect(updated.deployment_num).toBe(1);
-    const [next] = await servingAt(created.id, 1, 1);
+    const [next] = await servingAt(h, created.id, 1, 1);
 
     expect(next!.id).not.toBe(first!.id);
     expect((await h.ctx.store.get('jobs', first!.id))!.terminationReason).toBe('scaled_down');
@@ -189,7 +148,7 @@ describe('re-applying a changed service', () => {
   it('refuses a change of a field that cannot be updated, with the original message', async () => {
     h.start();
     const created = await planAndApply(service());
-    await servingAt(created.id, 1, 0);
+    await servingAt(h, created.id, 1, 0);
 
     const planned = await plan(service({ auth: false }));
     expect(planned.action).toBe('create');
@@ -208,7 +167,7 @@ describe('re-applying a changed service', () => {
   it('checks the plan the client saw unless forced', async () => {
     h.start();
     const created = await planAndApply(service());
-    await servingAt(created.id, 1, 0);
+    await servingAt(h, created.id, 1, 0);
 
     const stale = applyRunPlan(h.ctx, actor(), {
       runSpec: runSpec(service({ env: { GREETING: 'two' } })),
@@ -234,13 +193,13 @@ describe('re-applying a task', () => {
   it('takes the same spec in place without restarting and refuses changed commands', async () => {
     h.start();
     const created = await planAndApply(task(['sleep']));
-    const [job] = await servingAt(created.id, 1, 0);
+    const [job] = await servingAt(h, created.id, 1, 0);
 
     const planned = await plan(task(['sleep']));
     expect(planned.action).toBe('update');
     const again = await planAndApply(task(['sleep']));
     expect([again.id, again.deployment_num]).toEqual([created.id, 1]);
-    const [moved] = await servingAt(created.id, 1, 1);
+    const [moved] = await servingAt(h, created.id, 1, 1);
     expect(moved!.id).toBe(job!.id);
     expect(await h.jobsOf(created.id)).toHaveLength(1);
 
