@@ -53,7 +53,7 @@ describe('a rollout on a backend whose jobs share their host ports', () => {
 
     expect(seen.most).toBe(2);
     expect(seen.fewest).toBe(1);
-    expect(serving.map((job) => job.jobSpec.env)).toEqual([
+    expect(serving.map((job) => (job.jobSpec as { env: unknown }).env)).toEqual([
       expect.objectContaining({ GREETING: 'two' }),
       expect.objectContaining({ GREETING: 'two' }),
     ]);
