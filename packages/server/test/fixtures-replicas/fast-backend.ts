@@ -32,6 +32,8 @@ export interface FastBackendEvent {
 
 interface JobFile {
   startedAt: number;
+  /** The process that started the job. */
+  startedBy: number;
   runName: string;
   durationMillis: number;
   lines: number;
@@ -140,6 +142,16 @@ async function createOnce(path: string, text: string): Promise<boolean> {
   }
 }
 
+/** Whether a process of this machine is alive (signal 0 checks without sending one). */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 const sleep = (millis: number): Promise<void> =>
   new Promise((resolve) => setTimeout(resolve, millis));
 
@@ -159,6 +171,28 @@ function createFastAgent(dir: string, record: (line: FastBackendEvent) => Promis
     status: 'running', exitStatus: null, terminationReason: null, message: null,
   };
 
+  /**
+   * A replica killed between starting a job and recording it leaves a started job with no
+   * `start` line; the replica that submits it again records it for the dead one, once.
+   */
+  const recordOrphanedStart = async (id: string): Promise<void> => {
+    const started = await readJson<JobFile>(jobPath(id));
+
+    if (started === null || isAlive(started.startedBy)) {
+      return;
+    }
+
+    const marker = join(dir, 'jobs', `${id}.start-recorded`);
+    const lines = (await readFile(join(dir, 'events.jsonl'), 'utf8')).split('\n');
+    const recorded = lines.some((line) => line.includes('"event":"start"') &&
+      line.includes(`"id":"${id}"`));
+
+    if (!recorded && (await createOnce(marker, ''))) {
+      await record({ event: 'start', id, runName: started.runName, pid: started.startedBy,
+        at: started.startedAt });
+    }
+  };
+
   return {
     async healthcheck() {
       await mkdir(join(dir, 'jobs'), { recursive: true });
@@ -171,12 +205,13 @@ function createFastAgent(dir: string, record: (line: FastBackendEvent) => Promis
         pid: process.pid, at: now });
       // A run may ask for its own duration, e.g. a long one to stop.
       const asked = Number(job.env.FAST_JOB_MILLIS);
-      const file: JobFile = { startedAt: now, runName: job.runName,
+      const file: JobFile = { startedAt: now, startedBy: process.pid, runName: job.runName,
         durationMillis: Number.isFinite(asked) && asked > 0 ? asked : durationMillis,
         lines: jobLines };
 
       // Of all replicas that submit one id, exactly one starts the job.
       if (!(await createOnce(jobPath(job.jobSubmissionId), JSON.stringify(file)))) {
+        await recordOrphanedStart(job.jobSubmissionId);
         return;
       }
 
