@@ -124,10 +124,21 @@ export function validateEncryptionKeys(
   }), ...duplicateNames(keys, basePath)];
 }
 
-// Values carry only the key's name, so two keys of one name could not be told apart.
-function duplicateNames(keys: unknown[], basePath: (string | number)[]): EncryptionKeyProblem[] {
+/** An `aes` key whose name an earlier key of the list already has. */
+export interface DuplicateKeyName {
+  index: number;
+  /** The index of the first key with that name. */
+  first: number;
+  name: string;
+}
+
+/**
+ * The `aes` keys of a raw key list that repeat an earlier key's name: values carry only the
+ * key's name, so two keys of one name could not be told apart.
+ */
+export function duplicateKeyNames(keys: readonly unknown[]): DuplicateKeyName[] {
   const firstIndex = new Map<string, number>();
-  const problems: EncryptionKeyProblem[] = [];
+  const duplicates: DuplicateKeyName[] = [];
 
   keys.forEach((entry, index) => {
     const { type, name } = (entry ?? {}) as { type?: unknown; name?: unknown };
@@ -140,17 +151,20 @@ function duplicateNames(keys: unknown[], basePath: (string | number)[]): Encrypt
 
     if (first === undefined) {
       firstIndex.set(name, index);
-      return;
+    } else {
+      duplicates.push({ index, first, name });
     }
-
-    problems.push({
-      path: [...basePath, index, 'name'],
-      message: `key '${name}': the name is already used by ` +
-        `${[...basePath, first].join('.')}; each key needs a name of its own`,
-    });
   });
 
-  return problems;
+  return duplicates;
+}
+
+function duplicateNames(keys: unknown[], basePath: (string | number)[]): EncryptionKeyProblem[] {
+  return duplicateKeyNames(keys).map(({ index, first, name }) => ({
+    path: [...basePath, index, 'name'],
+    message: `key '${name}': the name is already used by ` +
+      `${[...basePath, first].join('.')}; each key needs a name of its own`,
+  }));
 }
 
 /** Thrown by `createCipher` for a key list that `validateEncryptionKeys` rejects. */

@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import { Ajv } from 'ajv';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { parseDocument } from 'yaml';
-import { decodeStrictBase64, knownBackendTypes } from '@dstack/core';
+import { decodeStrictBase64, duplicateKeyNames, knownBackendTypes } from '@dstack/core';
 import type { BackendProvider, EncryptionKeyConfig } from '@dstack/core';
 
 /** A backend as config.yml lists it; its own fields are checked by its provider. */
@@ -194,7 +194,7 @@ export function validateServerConfig(path: string, data: unknown): ServerConfig 
   const problems = (valid ? [] : validate.errors ?? [])
     .map((error) => problemOf(error, data))
     .filter((problem): problem is string => problem !== null);
-  problems.push(...duplicateKeyNames(data));
+  problems.push(...duplicateKeyNameProblems(data));
 
   if (problems.length === 0) {
     return data as unknown as ServerConfig;
@@ -205,37 +205,16 @@ export function validateServerConfig(path: string, data: unknown): ServerConfig 
 
 // The key name is written into every value a key encrypts, so two keys of one name make
 // their values impossible to tell apart.
-function duplicateKeyNames(data: unknown): string[] {
+function duplicateKeyNameProblems(data: unknown): string[] {
   const keys = (data as { encryption?: { keys?: unknown } } | null)?.encryption?.keys;
 
   if (!Array.isArray(keys)) {
     return [];
   }
 
-  const firstIndex = new Map<string, number>();
-  const problems: string[] = [];
-
-  keys.forEach((key: unknown, index) => {
-    const { type, name } = (key ?? {}) as { type?: unknown; name?: unknown };
-
-    if (type !== 'aes' || typeof name !== 'string') {
-      return;
-    }
-
-    const first = firstIndex.get(name);
-
-    if (first === undefined) {
-      firstIndex.set(name, index);
-      return;
-    }
-
-    problems.push(
-      `encryption.keys[${index}].name: the key name ${describe(name)} is already the name of ` +
-        `encryption.keys[${first}]; each key needs a name of its own`,
-    );
-  });
-
-  return problems;
+  return duplicateKeyNames(keys).map(({ index, first, name }) =>
+    `encryption.keys[${index}].name: the key name ${describe(name)} is already the name of ` +
+      `encryption.keys[${first}]; each key needs a name of its own`);
 }
 
 const backendValidators = new WeakMap<object, ValidateFunction>();
