@@ -110,7 +110,9 @@ function createAccess(tables: () => Tables): StateAccess {
     }
 
     const offset = options.offset ?? 0;
-    rows = rows.slice(offset, options.limit === undefined ? undefined : offset + options.limit);
+    // As the SQL stores: a negative limit returns no rows.
+    const limit = options.limit === undefined ? undefined : Math.max(0, options.limit);
+    rows = rows.slice(offset, limit === undefined ? undefined : offset + limit);
     return rows;
   };
 

@@ -477,6 +477,22 @@ export function runStateStoreContract(name: string, open: () => Promise<StateSto
         const first = await store.findOne('jobs', { orderBy: [['jobNum', 'desc']], offset: 1 });
         expect(first?.jobNum).toBe(5);
       });
+
+      // A client may send any integer limit (instances/list bounds none): past what the
+      // database takes (bigint, 2^63) it means every row, and a negative one none.
+      it('takes a limit past what databases take as every row, and a negative one as none',
+        async () => {
+          const jobs = Array.from({ length: 7 }, (_, jobNum) => jobRow({ jobNum }));
+          await store.insert('jobs', jobs);
+          const page = async (limit: number, offset?: number) =>
+            (await store.find('jobs', { orderBy: [['jobNum', 'asc']], limit, offset })).map(
+              (job) => job.jobNum,
+            );
+
+          expect(await page(1e20)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+          expect(await page(Number.MAX_VALUE, 5)).toEqual([5, 6]);
+          expect(await page(-5)).toEqual([]);
+        });
     });
 
     describe('values', () => {
