@@ -59,6 +59,7 @@ runBackendProviderContract(
   },
   {
     repos: true,
+    metrics: true,
     cleanup: async () => {
       await provider?.close();
       await host?.stop();

@@ -3,10 +3,10 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AgentMetricsSample, InstanceAgent } from '@dstack/core';
+import type { InstanceAgent } from '@dstack/core';
 import { createSshBackendProvider, runnerScript } from '../src/index.js';
 import type { SshBackendProvider } from '../src/index.js';
-import { agentJob, remoteHostFor } from './helpers.js';
+import { remoteHostFor } from './helpers.js';
 import { generateKeyPair, startSshd } from './sshd-harness.js';
 import type { SshdHost } from './sshd-harness.js';
 
@@ -48,35 +48,7 @@ describe('job metrics over SSH', () => {
     await host?.stop();
   });
 
-  it('samples a busy job on the host: CPU time grows and memory is used', async () => {
-    const spec = agentJob(['while :; do :; done'], { shell: 'sh' });
-    await agent.submit(spec);
-    const id = spec.jobSubmissionId;
-
-    const first = await until(() => agent.metrics!(id));
-    let last: AgentMetricsSample | null = null;
-
-    await until(async () => {
-      last = await agent.metrics!(id);
-      const waited = last !== null && last.timestampMicro - first.timestampMicro >= 1e6;
-      return waited && last!.cpuUsageMicro > first.cpuUsageMicro ? true : null;
-    });
-
-    const second = last as unknown as AgentMetricsSample;
-    expect(second.cpuUsageMicro).toBeGreaterThan(first.cpuUsageMicro);
-    // One busy process cannot use more than one CPU: microseconds, not ticks.
-    expect(second.cpuUsageMicro - first.cpuUsageMicro)
-      .toBeLessThanOrEqual(2 * (second.timestampMicro - first.timestampMicro) + 500_000);
-    expect(second.memoryUsageBytes).toBeGreaterThan(0);
-    expect(second.memoryWorkingSetBytes).toBeGreaterThan(0);
-    expect(second.memoryWorkingSetBytes).toBeLessThanOrEqual(second.memoryUsageBytes);
-    expect(Math.abs(second.timestampMicro - Date.now() * 1000)).toBeLessThan(60_000_000);
-
-    await agent.stop(id, { force: true });
-    await until(async () => ((await agent.metrics!(id)) === null ? true : null));
-    await agent.remove(id);
-  }, 60_000);
-
+  // A busy job's CPU time and memory on the host: the BackendProvider contract checks them.
   it('answers null for a job the host does not know', async () => {
     expect(await agent.metrics!('never-submitted')).toBeNull();
   });

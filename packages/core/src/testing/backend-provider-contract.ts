@@ -43,6 +43,8 @@ export interface BackendProviderContractOptions {
    * off by default, for backends that leave repos to a later version.
    */
   repos?: boolean;
+  /** The agent samples running jobs (`InstanceAgent.metrics`); off by default. */
+  metrics?: boolean;
 }
 
 /** Requirements with every bound open but the CPU count. */
@@ -311,6 +313,35 @@ export function runBackendProviderContract(
       expect(rest.state).toMatchObject({ status: 'done', exitStatus: 0 });
     });
 
+    describe.runIf(options.metrics === true)('metrics', () => {
+      it('samples a busy job: CPU time grows within one CPU, memory is used', async () => {
+        const spec = job(['while :; do :; done'], { shell: 'sh' });
+        await agent.submit(spec);
+        const id = spec.jobSubmissionId;
+        const sample = () => agent.metrics!(id);
+        const first = await untilValue(sample, jobTimeoutMillis);
+
+        // A second of busy looping at least, and a CPU time that has moved past the first.
+        const last = await untilValue(async () => {
+          const next = await sample();
+          const waited = next !== null && next.timestampMicro - first.timestampMicro >= 1e6;
+          return waited && next.cpuUsageMicro > first.cpuUsageMicro ? next : null;
+        }, jobTimeoutMillis);
+
+        // One process cannot use more than one CPU: microseconds, not ticks. The slack covers
+        // the time between taking a timestamp and reading the counters on a busy machine.
+        expect(last.cpuUsageMicro - first.cpuUsageMicro)
+          .toBeLessThanOrEqual(2 * (last.timestampMicro - first.timestampMicro) + 500_000);
+        expect(last.memoryUsageBytes).toBeGreaterThan(0);
+        expect(last.memoryWorkingSetBytes).toBeGreaterThan(0);
+        expect(last.memoryWorkingSetBytes).toBeLessThanOrEqual(last.memoryUsageBytes);
+        expect(Math.abs(last.timestampMicro - Date.now() * 1000)).toBeLessThan(60_000_000);
+
+        await agent.stop(id, { force: true });
+        await untilValue(async () => ((await sample()) === null ? true : null), jobTimeoutMillis);
+      });
+    });
+
     describe.runIf(options.repos === true)('repos', () => {
       let fixtureDir: string;
 
@@ -545,6 +576,25 @@ async function collect(
   }
 
   throw new Error(`job ${id} did not get there within ${timeoutMillis} ms`);
+}
+
+/** Calls `read` until it gives a value other than null, or fails after `timeoutMillis`. */
+async function untilValue<T>(read: () => Promise<T | null>, timeoutMillis: number): Promise<T> {
+  const deadline = Date.now() + timeoutMillis;
+
+  for (;;) {
+    const value = await read();
+
+    if (value !== null) {
+      return value;
+    }
+
+    if (Date.now() > deadline) {
+      throw new Error(`no value within ${timeoutMillis} ms`);
+    }
+
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 function untilFinished(

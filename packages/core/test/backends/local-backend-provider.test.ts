@@ -38,6 +38,7 @@ runBackendProviderContract('local', async () => {
   return createLocalBackendProvider({ serverDir: dir });
 }, {
   repos: true,
+  metrics: true,
   cleanup: async () => {
     for (const dir of contractDirs) {
       await rm(dir, { recursive: true, force: true });

